@@ -1,0 +1,44 @@
+// The storage port (STYLE.md 4). Keys live in named spaces (LevelDB sublevels
+// in the real adapter) so acceptor state, the log, applied state and metadata
+// never collide. Adapters: src/sim/memory-storage.ts, src/server/level-storage.ts;
+// both pass test/storage-contract.ts.
+
+export type StorageWrite =
+  | { readonly op: 'put'; readonly space: string; readonly key: string; readonly value: Uint8Array }
+  | { readonly op: 'del'; readonly space: string; readonly key: string };
+
+/** Everything a node's storage holds, read once at (re)start: space -> key -> value, keys in ascending order. */
+export type StoredState = ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>;
+
+export interface Storage {
+  /** Reads every space this storage was opened with. */
+  load(): Promise<StoredState>;
+  /**
+   * Applies all writes atomically. With `sync`, they (and every earlier
+   * write) survive a crash once the promise resolves; without it, a crash
+   * may lose them.
+   */
+  write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function put(space: string, key: string, value: Uint8Array): StorageWrite {
+  return { op: 'put', space, key, value };
+}
+
+export function del(space: string, key: string): StorageWrite {
+  return { op: 'del', space, key };
+}
+
+/** Fixed-width key for a non-negative integer, so that byte order is numeric order. */
+export function indexKey(n: number): string {
+  return n.toString(16).padStart(14, '0');
+}
+
+export function emptyState(): StoredState {
+  return new Map();
+}
+
+export function space(state: StoredState, name: string): ReadonlyMap<string, Uint8Array> {
+  return state.get(name) ?? new Map();
+}
