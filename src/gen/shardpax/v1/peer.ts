@@ -17,6 +17,7 @@ import {
   type Metadata,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
+import { PaxosMessage } from "./paxos.js";
 import { AmoCommand, AmoResult } from "./session.js";
 
 export interface PeerFrame {
@@ -26,7 +27,10 @@ export interface PeerFrame {
 }
 
 export interface PeerMessage {
-  body: { $case: "clientCommand"; value: AmoCommand } | { $case: "clientResult"; value: AmoResult } | undefined;
+  body: { $case: "clientCommand"; value: AmoCommand } | { $case: "clientResult"; value: AmoResult } | {
+    $case: "paxos";
+    value: PaxosMessage;
+  } | undefined;
 }
 
 function createBasePeerFrame(): PeerFrame {
@@ -99,6 +103,9 @@ export const PeerMessage: MessageFns<PeerMessage> = {
       case "clientResult":
         AmoResult.encode(message.body.value, writer.uint32(18).fork()).join();
         break;
+      case "paxos":
+        PaxosMessage.encode(message.body.value, writer.uint32(26).fork()).join();
+        break;
     }
     return writer;
   },
@@ -130,6 +137,14 @@ export const PeerMessage: MessageFns<PeerMessage> = {
             }
 
             message.body = { $case: "clientResult", value: AmoResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.body = { $case: "paxos", value: PaxosMessage.decode(reader, reader.uint32()) };
             continue;
           }
         }

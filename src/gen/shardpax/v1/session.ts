@@ -23,7 +23,7 @@ export interface SessionRequest {
   /** The client holds the results of every seq below this; the server may forget them. */
   ackedBelow: number;
   /** The application's own encoding of its command. */
-  command: Buffer;
+  command: Uint8Array;
 }
 
 export interface AmoResult {
@@ -41,7 +41,7 @@ export interface SessionRegistered {
 export interface SessionResult {
   session: number;
   seq: number;
-  result: Buffer;
+  result: Uint8Array;
 }
 
 /**
@@ -58,7 +58,7 @@ export interface AmoSnapshot {
   applied: number;
   nextSession: number;
   sessions: SessionState[];
-  application: Buffer;
+  application: Uint8Array;
 }
 
 export interface SessionState {
@@ -70,7 +70,7 @@ export interface SessionState {
 
 export interface CachedResult {
   seq: number;
-  result: Buffer;
+  result: Uint8Array;
 }
 
 function createBaseAmoCommand(): AmoCommand {
@@ -179,7 +179,7 @@ export const RegisterSession: MessageFns<RegisterSession> = {
 };
 
 function createBaseSessionRequest(): SessionRequest {
-  return { session: 0, seq: 0, ackedBelow: 0, command: Buffer.alloc(0) };
+  return { session: 0, seq: 0, ackedBelow: 0, command: new Uint8Array(0) };
 }
 
 export const SessionRequest: MessageFns<SessionRequest> = {
@@ -241,7 +241,7 @@ export const SessionRequest: MessageFns<SessionRequest> = {
               break;
             }
 
-            message.command = Buffer.from(reader.bytes());
+            message.command = reader.bytes();
             continue;
           }
         }
@@ -385,7 +385,7 @@ export const SessionRegistered: MessageFns<SessionRegistered> = {
 };
 
 function createBaseSessionResult(): SessionResult {
-  return { session: 0, seq: 0, result: Buffer.alloc(0) };
+  return { session: 0, seq: 0, result: new Uint8Array(0) };
 }
 
 export const SessionResult: MessageFns<SessionResult> = {
@@ -436,7 +436,7 @@ export const SessionResult: MessageFns<SessionResult> = {
               break;
             }
 
-            message.result = Buffer.from(reader.bytes());
+            message.result = reader.bytes();
             continue;
           }
         }
@@ -510,7 +510,7 @@ export const SessionExpired: MessageFns<SessionExpired> = {
 };
 
 function createBaseAmoSnapshot(): AmoSnapshot {
-  return { applied: 0, nextSession: 0, sessions: [], application: Buffer.alloc(0) };
+  return { applied: 0, nextSession: 0, sessions: [], application: new Uint8Array(0) };
 }
 
 export const AmoSnapshot: MessageFns<AmoSnapshot> = {
@@ -572,7 +572,7 @@ export const AmoSnapshot: MessageFns<AmoSnapshot> = {
               break;
             }
 
-            message.application = Buffer.from(reader.bytes());
+            message.application = reader.bytes();
             continue;
           }
         }
@@ -668,7 +668,7 @@ export const SessionState: MessageFns<SessionState> = {
 };
 
 function createBaseCachedResult(): CachedResult {
-  return { seq: 0, result: Buffer.alloc(0) };
+  return { seq: 0, result: new Uint8Array(0) };
 }
 
 export const CachedResult: MessageFns<CachedResult> = {
@@ -708,7 +708,7 @@ export const CachedResult: MessageFns<CachedResult> = {
               break;
             }
 
-            message.result = Buffer.from(reader.bytes());
+            message.result = reader.bytes();
             continue;
           }
         }

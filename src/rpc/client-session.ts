@@ -1,0 +1,188 @@
+// Client half of exactly-once RPC (DESIGN.md 2.1). Registers a session, numbers
+// requests, keeps up to `window` in flight and retransmits each until its
+// result arrives. Every submitted command completes exactly once: with its
+// result, or with 'expired' when the server forgot the session (the outcome
+// is then unknown and the caller must be told so).
+//
+// Deterministic: acts only through the Env; retries run on a timer, rotating
+// through the servers when one stays silent.
+import { assert, assertNever } from '../core/assert.js';
+import type { Env } from '../core/env.js';
+import { type Millis, type NodeId, type Seq, type SessionId, seq } from '../core/ids.js';
+import type { AmoResult, RpcMessage, RpcTimer } from './messages.js';
+
+export type Outcome = { readonly ok: true; readonly result: Uint8Array } | { readonly ok: false; readonly error: 'expired' };
+
+export interface ClientSessionOptions {
+  readonly servers: readonly NodeId[];
+  readonly retryMs: Millis;
+  /** Most requests in flight at once. */
+  readonly window: number;
+  /** Tells timers of this session apart from others in the same node. */
+  readonly timerOwner: number;
+}
+
+interface Pending {
+  readonly ticket: number;
+  readonly command: Uint8Array;
+}
+
+interface InFlight extends Pending {
+  sentAtTick: number;
+}
+
+type State =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'registering'; readonly nonce: number; sentAtTick: number }
+  | { readonly kind: 'open'; readonly session: SessionId };
+
+export class ClientSession {
+  private state: State = { kind: 'idle' };
+  private readonly queue: Pending[] = [];
+  private readonly inFlight = new Map<Seq, InFlight>();
+  private nextSeq = seq(0);
+  private nextTicket = 0;
+  private target = 0;
+  private tick = 0;
+  private silentTicks = 0;
+  private timerArmed = false;
+
+  constructor(
+    private readonly env: Env<RpcMessage, RpcTimer>,
+    private readonly options: ClientSessionOptions,
+    private readonly onOutcome: (ticket: number, outcome: Outcome) => void,
+  ) {
+    assert(options.servers.length > 0, 'a session needs at least one server');
+    assert(options.window > 0);
+  }
+
+  /** Queues a command; returns the ticket its outcome will carry. */
+  submit(command: Uint8Array): number {
+    const ticket = this.nextTicket++;
+    this.queue.push({ ticket, command });
+    this.pump();
+    return ticket;
+  }
+
+  /** Commands submitted and not yet completed. */
+  outstanding(): number {
+    return this.queue.length + this.inFlight.size;
+  }
+
+  onResult(result: AmoResult): void {
+    switch (result.kind) {
+      case 'registered':
+        if (this.state.kind !== 'registering' || this.state.nonce !== result.nonce) return;
+        this.state = { kind: 'open', session: result.session };
+        this.nextSeq = seq(0);
+        this.silentTicks = 0;
+        this.pump();
+        return;
+      case 'result': {
+        const f = this.currentRequest(result.session, result.seq);
+        if (f === undefined) return; // a duplicate answer: its command completed already
+        this.silentTicks = 0;
+        this.inFlight.delete(result.seq);
+        this.onOutcome(f.ticket, { ok: true, result: result.result });
+        this.pump();
+        return;
+      }
+      case 'expired':
+        if (this.currentRequest(result.session, result.seq) === undefined) return;
+        this.failInFlight();
+        return;
+      default:
+        assertNever(result, 'AmoResult');
+    }
+  }
+
+  onTimer(timer: RpcTimer): void {
+    if (timer.owner !== this.options.timerOwner) return;
+    this.timerArmed = false;
+    this.tick += 1;
+    this.silentTicks += 1;
+    if (this.silentTicks >= 2) {
+      this.target = (this.target + 1) % this.options.servers.length;
+      this.silentTicks = 0;
+    }
+    this.retransmit();
+    this.armTimer();
+  }
+
+  private currentRequest(session: SessionId, s: Seq): InFlight | undefined {
+    if (this.state.kind !== 'open' || this.state.session !== session) return undefined;
+    return this.inFlight.get(s);
+  }
+
+  /** The server forgot our session: whatever was in flight has an unknown outcome. */
+  private failInFlight(): void {
+    const failed = [...this.inFlight.values()];
+    this.inFlight.clear();
+    this.state = { kind: 'idle' };
+    for (const f of failed) this.onOutcome(f.ticket, { ok: false, error: 'expired' });
+    this.pump();
+  }
+
+  private pump(): void {
+    if (this.state.kind === 'idle' && this.queue.length > 0) {
+      this.state = { kind: 'registering', nonce: Math.floor(this.env.random() * 2 ** 48), sentAtTick: this.tick };
+      this.sendRegister(this.state.nonce);
+    }
+    if (this.state.kind === 'open') {
+      while (this.queue.length > 0 && this.inFlight.size < this.options.window) {
+        const p = this.queue.shift();
+        assert(p !== undefined);
+        const s = this.nextSeq;
+        this.nextSeq = seq(s + 1);
+        this.inFlight.set(s, { ...p, sentAtTick: this.tick });
+        this.sendRequest(this.state.session, s, p.command);
+      }
+    }
+    this.armTimer();
+  }
+
+  private retransmit(): void {
+    const st = this.state;
+    if (st.kind === 'registering' && st.sentAtTick < this.tick) {
+      st.sentAtTick = this.tick;
+      this.sendRegister(st.nonce);
+    }
+    if (st.kind !== 'open') return;
+    for (const [s, f] of this.inFlight) {
+      if (f.sentAtTick >= this.tick) continue;
+      f.sentAtTick = this.tick;
+      this.sendRequest(st.session, s, f.command);
+    }
+  }
+
+  private ackedBelow(): Seq {
+    let low = this.nextSeq;
+    for (const s of this.inFlight.keys()) if (s < low) low = s;
+    return low;
+  }
+
+  private sendRegister(nonce: number): void {
+    this.env.send(this.server(), { type: 'ClientCommand', command: { kind: 'register', nonce } });
+  }
+
+  private sendRequest(session: SessionId, s: Seq, command: Uint8Array): void {
+    const ackedBelow = this.ackedBelow();
+    this.env.send(this.server(), {
+      type: 'ClientCommand',
+      command: { kind: 'request', session, seq: s, ackedBelow, command },
+    });
+  }
+
+  private server(): NodeId {
+    const s = this.options.servers[this.target];
+    assert(s !== undefined);
+    return s;
+  }
+
+  private armTimer(): void {
+    if (this.timerArmed || this.state.kind === 'idle') return;
+    if (this.state.kind === 'open' && this.inFlight.size === 0) return;
+    this.timerArmed = true;
+    this.env.setTimer({ type: 'SessionRetry', owner: this.options.timerOwner }, this.options.retryMs);
+  }
+}

@@ -1,0 +1,28 @@
+// Domain types of the exactly-once layer (DESIGN.md 2.1). The wire types in
+// src/gen stay at the boundary; src/rpc/codec.ts maps between the two.
+import type { Seq, SessionId } from '../core/ids.js';
+
+/** What a client session submits, and what a replicated log stores. */
+export type AmoCommand =
+  | { readonly kind: 'register'; readonly nonce: number }
+  | {
+      readonly kind: 'request';
+      readonly session: SessionId;
+      readonly seq: Seq;
+      /** The client holds the result of every seq below this. */
+      readonly ackedBelow: Seq;
+      readonly command: Uint8Array;
+    };
+
+export type AmoResult =
+  | { readonly kind: 'registered'; readonly nonce: number; readonly session: SessionId }
+  | { readonly kind: 'result'; readonly session: SessionId; readonly seq: Seq; readonly result: Uint8Array }
+  /** Session unknown (expired): the request's outcome cannot be told. */
+  | { readonly kind: 'expired'; readonly session: SessionId; readonly seq: Seq };
+
+/** Client <-> server messages of this layer, as carried by a transport. */
+export type RpcMessage =
+  | { readonly type: 'ClientCommand'; readonly command: AmoCommand }
+  | { readonly type: 'ClientResult'; readonly result: AmoResult };
+
+export type RpcTimer = { readonly type: 'SessionRetry'; readonly owner: number };

@@ -1,0 +1,126 @@
+// Real runtime for one protocol role (DESIGN.md 1): real timers, a Storage
+// adapter and a Transport. Inputs run the role synchronously; their effects
+// pile up in the ready batch until the host flushes it: one synced storage
+// write for every step since the last flush (group commit), then the
+// messages, then the timers. While a write is in flight, new steps keep
+// collecting into the next batch, which flushes only after it.
+import { type NodeFactory, type ProtocolNode, ReadyCollector } from '../core/env.js';
+import { type Millis, type NodeId, millis } from '../core/ids.js';
+import { Prng } from '../core/prng.js';
+import type { Storage } from '../core/storage.js';
+import type { Transport } from '../core/transport.js';
+
+export interface NodeHostOptions<M, T> {
+  readonly id: NodeId;
+  readonly factory: NodeFactory<M, T>;
+  readonly storage: Storage;
+  readonly transport: Transport<M>;
+  /** Seed of the role's randomness; a random one by default. */
+  readonly seed?: number;
+  /** Called when the host cannot go on safely (a failed disk write); the default rethrows. */
+  readonly onFatal?: (err: unknown) => void;
+}
+
+export interface HostStats {
+  flushes: number;
+  syncedWrites: number;
+  steps: number;
+}
+
+export class NodeHost<M, T> {
+  readonly stats: HostStats = { flushes: 0, syncedWrites: 0, steps: 0 };
+  private readonly collector: ReadyCollector<M, T>;
+  private role: ProtocolNode<M, T> | undefined;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private flushing = false;
+  private flushQueued = false;
+  private closed = false;
+  private readonly started = performance.now();
+
+  private constructor(private readonly options: NodeHostOptions<M, T>) {
+    const rng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+    this.collector = new ReadyCollector<M, T>(options.id, () => this.now(), () => rng.next());
+  }
+
+  static async start<M, T>(options: NodeHostOptions<M, T>): Promise<NodeHost<M, T>> {
+    const host = new NodeHost(options);
+    const stored = await options.storage.load();
+    host.role = options.factory(host.collector, stored);
+    options.transport.onReceive((from, m) => host.input((r) => r.onMessage(from, m)));
+    host.queueFlush();
+    return host;
+  }
+
+  /** Runs one step of the role (a client call, say) and flushes its effects. */
+  input(step: (role: ProtocolNode<M, T>) => void): void {
+    if (this.closed || this.role === undefined) return;
+    this.stats.steps += 1;
+    step(this.role);
+    this.queueFlush();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.options.transport.close();
+    await this.options.storage.close();
+  }
+
+  private now(): Millis {
+    return millis(Math.floor(performance.now() - this.started));
+  }
+
+  private queueFlush(): void {
+    if (this.flushQueued || this.closed) return;
+    this.flushQueued = true;
+    setImmediate(() => {
+      this.flushQueued = false;
+      this.flush().catch((err: unknown) => this.fatal(err));
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return; // the running flush loops until the batch is empty
+    this.flushing = true;
+    try {
+      while (!this.closed && !this.collector.isEmpty()) {
+        const batch = this.collector.take();
+        this.stats.flushes += 1;
+        if (batch.writes.length > 0) {
+          await this.options.storage.write(batch.writes, { sync: true });
+          this.stats.syncedWrites += 1;
+        }
+        if (this.closed) return;
+        this.sendAll(batch.messages);
+        for (const { timer, afterMs } of batch.timers) this.arm(timer, afterMs);
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private sendAll(messages: readonly { to: NodeId; message: M }[]): void {
+    const byPeer = new Map<NodeId, M[]>();
+    for (const { to, message } of messages) {
+      const list = byPeer.get(to);
+      if (list === undefined) byPeer.set(to, [message]);
+      else list.push(message);
+    }
+    for (const [to, list] of byPeer) this.options.transport.send(to, list);
+  }
+
+  private arm(timer: T, afterMs: Millis): void {
+    const handle = setTimeout(() => {
+      this.timers.delete(handle);
+      this.input((r) => r.onTimer(timer));
+    }, afterMs);
+    this.timers.add(handle);
+  }
+
+  private fatal(err: unknown): void {
+    this.closed = true;
+    if (this.options.onFatal) this.options.onFatal(err);
+    else throw err;
+  }
+}
