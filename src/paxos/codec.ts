@@ -1,0 +1,129 @@
+// The one mapping between Paxos domain types and the generated wire types,
+// for peer messages and for durable records alike.
+import { assertNever } from '../core/assert.js';
+import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, slot } from '../core/ids.js';
+import * as wire from '../gen/shardpax/v1/paxos.js';
+import type { PeerMessage } from '../gen/shardpax/v1/peer.js';
+import { amoCommandFromWire, amoCommandToWire, rpcFromWire, rpcToWire, WireError } from '../rpc/codec.js';
+import type { Batch, DecidedSlot, PaxosMessage, PValue, ReplicaSnapshot, ServerMessage } from './messages.js';
+
+const ballotToWire = (b: Ballot): wire.Ballot => ({ round: b.round, leader: b.leader });
+
+function ballotFromWire(b: wire.Ballot | undefined): Ballot {
+  if (b === undefined) throw new WireError('missing ballot');
+  return b.round === 0 && b.leader === '' ? BOTTOM_BALLOT : ballot(b.round, nodeId(b.leader));
+}
+
+const batchToWire = (b: Batch): wire.Batch => ({ commands: b.map(amoCommandToWire) });
+const batchFromWire = (b: wire.Batch | undefined): Batch => (b?.commands ?? []).map(amoCommandFromWire);
+
+const pvalueToWire = (p: PValue): wire.PValue => ({
+  slot: p.slot,
+  ballot: ballotToWire(p.ballot),
+  batch: batchToWire(p.batch),
+});
+
+function pvalueFromWire(p: wire.PValue | undefined): PValue {
+  if (p === undefined) throw new WireError('missing pvalue');
+  return { slot: slot(p.slot), ballot: ballotFromWire(p.ballot), batch: batchFromWire(p.batch) };
+}
+
+const decisionToWire = (d: DecidedSlot): wire.Decision => ({ slot: d.slot, batch: batchToWire(d.batch) });
+const decisionFromWire = (d: wire.Decision): DecidedSlot => ({ slot: slot(d.slot), batch: batchFromWire(d.batch) });
+
+export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
+  switch (m.type) {
+    case 'P1a':
+      return { body: { $case: 'p1a', value: { ballot: ballotToWire(m.ballot), fromSlot: m.fromSlot } } };
+    case 'P1b':
+      return {
+        body: {
+          $case: 'p1b',
+          value: { ballot: ballotToWire(m.ballot), accepted: m.accepted.map(pvalueToWire), compactedBelow: m.compactedBelow },
+        },
+      };
+    case 'P2a':
+      return { body: { $case: 'p2a', value: { pvalue: pvalueToWire(m.pvalue) } } };
+    case 'P2b':
+      return { body: { $case: 'p2b', value: { ballot: ballotToWire(m.ballot), slot: m.slot } } };
+    case 'Decision':
+      return { body: { $case: 'decision', value: decisionToWire(m) } };
+    case 'Propose':
+      return { body: { $case: 'propose', value: { commands: m.commands.map(amoCommandToWire) } } };
+    case 'Heartbeat':
+      return { body: { $case: 'heartbeat', value: { ballot: ballotToWire(m.ballot), decidedBelow: m.decidedBelow } } };
+    case 'CatchupRequest':
+      return { body: { $case: 'catchupRequest', value: { fromSlot: m.fromSlot } } };
+    case 'CatchupReply':
+      return {
+        body: {
+          $case: 'catchupReply',
+          value: { decisions: m.decisions.map(decisionToWire), snapshot: m.snapshot },
+        },
+      };
+    default:
+      return assertNever(m, 'PaxosMessage');
+  }
+}
+
+export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
+  const b = w.body;
+  if (b === undefined) throw new WireError('PaxosMessage without a body');
+  switch (b.$case) {
+    case 'p1a':
+      return { type: 'P1a', ballot: ballotFromWire(b.value.ballot), fromSlot: slot(b.value.fromSlot) };
+    case 'p1b':
+      return {
+        type: 'P1b',
+        ballot: ballotFromWire(b.value.ballot),
+        accepted: b.value.accepted.map(pvalueFromWire),
+        compactedBelow: slot(b.value.compactedBelow),
+      };
+    case 'p2a':
+      return { type: 'P2a', pvalue: pvalueFromWire(b.value.pvalue) };
+    case 'p2b':
+      return { type: 'P2b', ballot: ballotFromWire(b.value.ballot), slot: slot(b.value.slot) };
+    case 'decision':
+      return { type: 'Decision', ...decisionFromWire(b.value) };
+    case 'propose':
+      return { type: 'Propose', commands: b.value.commands.map(amoCommandFromWire) };
+    case 'heartbeat':
+      return { type: 'Heartbeat', ballot: ballotFromWire(b.value.ballot), decidedBelow: slot(b.value.decidedBelow) };
+    case 'catchupRequest':
+      return { type: 'CatchupRequest', fromSlot: slot(b.value.fromSlot) };
+    case 'catchupReply':
+      return {
+        type: 'CatchupReply',
+        decisions: b.value.decisions.map(decisionFromWire),
+        snapshot: b.value.snapshot === undefined ? undefined : snapshotFromWire(b.value.snapshot),
+      };
+    default:
+      return assertNever(b, 'PaxosMessage wire body');
+  }
+}
+
+const snapshotFromWire = (s: wire.ReplicaSnapshot): ReplicaSnapshot => ({ slot: slot(s.slot), state: s.state });
+
+/** ServerMessage <-> the peer stream's message. */
+export const serverWireCodec = {
+  toWire(m: ServerMessage): PeerMessage {
+    if (m.type === 'ClientCommand' || m.type === 'ClientResult') return rpcToWire(m);
+    return { body: { $case: 'paxos', value: paxosToWire(m) } };
+  },
+  fromWire(w: PeerMessage): ServerMessage {
+    if (w.body?.$case === 'paxos') return paxosFromWire(w.body.value);
+    return rpcFromWire(w);
+  },
+};
+
+/** Durable records, as LevelDB values. */
+export const records = {
+  encodeBallot: (b: Ballot): Uint8Array => wire.AcceptorRecord.encode({ promised: ballotToWire(b) }).finish(),
+  decodeBallot: (bytes: Uint8Array): Ballot => ballotFromWire(wire.AcceptorRecord.decode(bytes).promised),
+  encodePValue: (p: PValue): Uint8Array => wire.PValue.encode(pvalueToWire(p)).finish(),
+  decodePValue: (bytes: Uint8Array): PValue => pvalueFromWire(wire.PValue.decode(bytes)),
+  encodeDecided: (d: DecidedSlot): Uint8Array => wire.Decision.encode(decisionToWire(d)).finish(),
+  decodeDecided: (bytes: Uint8Array): DecidedSlot => decisionFromWire(wire.Decision.decode(bytes)),
+  encodeSnapshot: (s: ReplicaSnapshot): Uint8Array => wire.ReplicaSnapshot.encode(s).finish(),
+  decodeSnapshot: (bytes: Uint8Array): ReplicaSnapshot => snapshotFromWire(wire.ReplicaSnapshot.decode(bytes)),
+};

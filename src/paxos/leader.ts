@@ -1,0 +1,250 @@
+// PMMC leader (section 3, fig. 7) with the section 4 liveness fixes: a leader
+// is adopted once per ballot and then proposes without phase 1 until
+// preempted; it heartbeats the group, and a follower starts its own scout only
+// after missing heartbeats for a randomized number of ticks (so rivals rarely
+// duel). Proposals are batched (many commands per slot) and pipelined (up to
+// `window` slots in flight).
+//
+// Invariants: at most one commander per slot; every commander carries the
+// current ballot; while active, no new command is proposed below a slot the
+// quorum reported as compacted (such slots are decided already).
+import { assert } from '../core/assert.js';
+import { type Ballot, ballot, compareBallots, type NodeId, type Slot, slot } from '../core/ids.js';
+import { mark } from '../core/marks.js';
+import type { AmoCommand } from '../rpc/messages.js';
+import { Commander } from './commander.js';
+import type { Batch, PValue, ServerMessage } from './messages.js';
+import { Scout } from './scout.js';
+
+export interface LeaderConfig {
+  readonly self: NodeId;
+  readonly members: readonly NodeId[];
+  /** Slots in flight at once. */
+  readonly window: number;
+  /** Commands per slot at most. */
+  readonly maxBatch: number;
+  /** A follower waits between this and twice this many silent ticks before it runs for leader. */
+  readonly electionTicks: number;
+}
+
+export interface LeaderPorts {
+  send(to: NodeId, m: ServerMessage): void;
+  random(): number;
+  /** First slot the local replica has not applied: the floor of phase 1. */
+  firstUnapplied(): Slot;
+  /** Highest ballot the local acceptor promised: a new ballot goes above it. */
+  promised(): Ballot;
+}
+
+type Mode =
+  | { readonly kind: 'follower' }
+  | { readonly kind: 'scouting'; readonly scout: Scout }
+  | { readonly kind: 'active' };
+
+export class Leader {
+  private mode: Mode = { kind: 'follower' };
+  private ballot: Ballot;
+  /** Highest ballot heard from an active leader, and who that is. */
+  private leaderBallot: Ballot;
+  private readonly commanders = new Map<Slot, Commander>();
+  private pending: AmoCommand[] = [];
+  private nextSlot = slot(0);
+  private tick = 0;
+  private electionAtTick: number;
+  private readonly majority: number;
+
+  constructor(
+    private readonly config: LeaderConfig,
+    private readonly ports: LeaderPorts,
+  ) {
+    assert(config.members.includes(config.self), 'a leader is a member of its group');
+    this.majority = Math.floor(config.members.length / 2) + 1;
+    this.ballot = ports.promised();
+    this.leaderBallot = this.ballot;
+    this.electionAtTick = this.randomElectionTick();
+  }
+
+  isActive(): boolean {
+    return this.mode.kind === 'active';
+  }
+
+  /** The member believed to lead, if any. */
+  knownLeader(): NodeId | undefined {
+    if (this.mode.kind === 'active') return this.config.self;
+    return this.leaderBallot.round > 0 ? this.leaderBallot.leader : undefined;
+  }
+
+  currentBallot(): Ballot {
+    return this.ballot;
+  }
+
+  /** Commands from a client of this server or a peer replica: propose them, or pass them to the leader. */
+  propose(commands: Batch, from: NodeId): void {
+    if (this.mode.kind === 'active') {
+      this.pending.push(...commands);
+      this.proposePending();
+      return;
+    }
+    const leader = this.knownLeader();
+    // Only a command from our own client travels on: no forwarding loops between stale followers.
+    if (leader !== undefined && leader !== this.config.self && from === this.config.self) {
+      this.ports.send(leader, { type: 'Propose', commands });
+    }
+  }
+
+  onTick(): void {
+    this.tick += 1;
+    switch (this.mode.kind) {
+      case 'active':
+        this.heartbeat();
+        this.retransmitP2a();
+        return;
+      case 'scouting':
+        if (this.tick >= this.electionAtTick) this.startScout();
+        else this.sendP1a(this.mode.scout);
+        return;
+      case 'follower':
+        if (this.tick >= this.electionAtTick) this.startScout();
+        return;
+    }
+  }
+
+  onHeartbeat(b: Ballot): void {
+    if (compareBallots(b, this.leaderBallot) < 0 || b.leader === this.config.self) return;
+    this.leaderBallot = b;
+    this.electionAtTick = this.randomElectionTick();
+    if (compareBallots(b, this.ballot) > 0) this.stepDown(b);
+  }
+
+  onP1b(from: NodeId, b: Ballot, accepted: readonly PValue[], compactedBelow: Slot): void {
+    if (this.mode.kind !== 'scouting') return;
+    const outcome = this.mode.scout.onP1b(from, b, accepted, compactedBelow);
+    switch (outcome.kind) {
+      case 'waiting':
+        return;
+      case 'preempted':
+        this.stepDown(outcome.by);
+        return;
+      case 'adopted':
+        this.adopt(this.mode.scout.fromSlot, outcome.pvalues, outcome.compactedBelow);
+        return;
+    }
+  }
+
+  /** Returns the decided pvalue when this answer completes a majority. */
+  onP2b(from: NodeId, b: Ballot, s: Slot): PValue | undefined {
+    const c = this.commanders.get(s);
+    if (c === undefined || this.mode.kind !== 'active') return undefined;
+    const outcome = c.onP2b(from, b);
+    switch (outcome.kind) {
+      case 'waiting':
+        return undefined;
+      case 'preempted':
+        this.stepDown(outcome.by);
+        return undefined;
+      case 'decided':
+        this.commanders.delete(s);
+        this.proposePending();
+        return c.pvalue;
+    }
+  }
+
+  /** The local replica learned `s` (perhaps by catching up): no commander needs to finish it. */
+  onLearned(s: Slot): void {
+    if (this.commanders.delete(s)) this.proposePending();
+    if (s >= this.nextSlot) this.nextSlot = slot(s + 1);
+  }
+
+  inFlight(): number {
+    return this.commanders.size;
+  }
+
+  checkInvariants(): void {
+    for (const [s, c] of this.commanders) {
+      assert(c.pvalue.slot === s, 'commander filed under another slot');
+      assert(compareBallots(c.pvalue.ballot, this.ballot) === 0, 'commander of an old ballot');
+    }
+    if (this.mode.kind !== 'active') assert(this.commanders.size === 0, 'commanders without an active leader');
+  }
+
+  private startScout(): void {
+    const round = Math.max(this.ballot.round, this.leaderBallot.round, this.ports.promised().round) + 1;
+    this.ballot = ballot(round, this.config.self);
+    const scout = new Scout(this.ballot, this.ports.firstUnapplied(), this.majority);
+    this.mode = { kind: 'scouting', scout };
+    this.commanders.clear();
+    this.electionAtTick = this.randomElectionTick();
+    this.sendP1a(scout);
+  }
+
+  private sendP1a(scout: Scout): void {
+    for (const a of scout.missing(this.config.members)) {
+      this.ports.send(a, { type: 'P1a', ballot: scout.ballot, fromSlot: scout.fromSlot });
+    }
+  }
+
+  /** Phase 1 won: re-propose what a quorum accepted (no-ops in the gaps), then serve. */
+  private adopt(fromSlot: Slot, pvalues: ReadonlyMap<Slot, PValue>, compactedBelow: Slot): void {
+    mark('leader adopted');
+    this.mode = { kind: 'active' };
+    this.leaderBallot = this.ballot;
+    const start = Math.max(fromSlot, compactedBelow);
+    if (pvalues.size > 0) mark('leader re-proposes accepted values');
+    let end = start;
+    for (const s of pvalues.keys()) if (s >= end) end = s + 1;
+    for (let s = start; s < end; s++) this.command(slot(s), pvalues.get(slot(s))?.batch ?? []);
+    this.nextSlot = slot(Math.max(end, this.nextSlot));
+    this.heartbeat();
+    this.proposePending();
+  }
+
+  private proposePending(): void {
+    while (this.pending.length > 0 && this.commanders.size < this.config.window) {
+      const batch = this.pending.splice(0, this.config.maxBatch);
+      const s = this.nextSlot;
+      this.nextSlot = slot(s + 1);
+      this.command(s, batch);
+    }
+  }
+
+  private command(s: Slot, batch: Batch): void {
+    const c = new Commander({ slot: s, ballot: this.ballot, batch }, this.majority, this.tick);
+    this.commanders.set(s, c);
+    for (const a of this.config.members) this.ports.send(a, { type: 'P2a', pvalue: c.pvalue });
+  }
+
+  private retransmitP2a(): void {
+    for (const c of this.commanders.values()) {
+      if (c.sentAtTick >= this.tick - 1) continue;
+      c.sentAtTick = this.tick;
+      for (const a of c.missing(this.config.members)) this.ports.send(a, { type: 'P2a', pvalue: c.pvalue });
+    }
+  }
+
+  private heartbeat(): void {
+    for (const m of this.config.members) {
+      if (m !== this.config.self) {
+        this.ports.send(m, { type: 'Heartbeat', ballot: this.ballot, decidedBelow: this.ports.firstUnapplied() });
+      }
+    }
+  }
+
+  /** Preempted by `by`: follow its leader; hand it what we had not proposed yet. */
+  private stepDown(by: Ballot): void {
+    if (compareBallots(by, this.ballot) <= 0) return;
+    if (this.mode.kind === 'active') mark('active leader preempted');
+    if (compareBallots(by, this.leaderBallot) > 0) this.leaderBallot = by;
+    this.mode = { kind: 'follower' };
+    this.commanders.clear();
+    if (this.pending.length > 0 && by.leader !== this.config.self) {
+      this.ports.send(by.leader, { type: 'Propose', commands: this.pending });
+    }
+    this.pending = [];
+    this.electionAtTick = this.randomElectionTick();
+  }
+
+  private randomElectionTick(): number {
+    const t = this.config.electionTicks;
+    return this.tick + t + Math.floor(this.ports.random() * (t + 1));
+  }
+}
