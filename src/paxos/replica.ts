@@ -75,6 +75,11 @@ export class Replica {
     return this.snapshotSlot;
   }
 
+  /** Every slot below this is decided, as far as this replica knows. */
+  knownDecidedBelow(): Slot {
+    return this.decidedBelow > this.slotOut ? this.decidedBelow : this.slotOut;
+  }
+
   /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
   admit(client: NodeId, command: AmoCommand): boolean {
     if (command.kind === 'request') {

@@ -27,6 +27,11 @@ export interface GrpcTransportOptions<M> {
   readonly maxQueue?: number;
   /** Most messages in one frame. */
   readonly maxFrame?: number;
+  /** Further services (client, admin) served on the same port. */
+  readonly services?: ReadonlyArray<{
+    readonly definition: grpc.ServiceDefinition;
+    readonly implementation: grpc.UntypedServiceImplementation;
+  }>;
 }
 
 type Stream = grpc.ClientDuplexStream<PeerFrame, PeerFrame> | grpc.ServerDuplexStream<PeerFrame, PeerFrame>;
@@ -124,6 +129,7 @@ export class GrpcTransport<M> implements Transport<M> {
   private async listen(address: string): Promise<void> {
     const server = new grpc.Server(CHANNEL_OPTIONS);
     server.addService(PeerServiceService, { exchange: (call: Stream) => this.accept(call) });
+    for (const s of this.options.services ?? []) server.addService(s.definition, s.implementation);
     this.port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
         err ? reject(new Error(`cannot listen on ${address}: ${err.message}`)) : resolve(port),

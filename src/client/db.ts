@@ -1,0 +1,191 @@
+// The SDK's entry: connect() to a cluster, then get/put/delete. Every
+// operation travels through one exactly-once session (retried until
+// answered, never applied twice) with up to `window` operations in flight.
+import { randomUUID } from 'node:crypto';
+import { assert } from '../core/assert.js';
+import type { Env, ProtocolNode } from '../core/env.js';
+import { millis, type NodeId, nodeId } from '../core/ids.js';
+import { decodeKvResult, encodeKvCommand } from '../kv/codec.js';
+import { checkCommand, KvInputError } from '../kv/limits.js';
+import type { KvCommand } from '../kv/messages.js';
+import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
+import { ClientSession, type Outcome } from '../rpc/client-session.js';
+import { loadClusterConfig } from '../server/cluster-config.js';
+import { NodeHost } from '../server/node-host.js';
+import { MemoryStorage } from '../sim/memory-storage.js';
+import { fetchStatus } from './admin.js';
+import {
+  ClientClosedError,
+  ClusterUnreachableError,
+  OperationTimeoutError,
+  SessionExpiredError,
+  type ShardpaxError,
+} from './errors.js';
+import { UnaryClientTransport } from './unary-transport.js';
+
+export interface ConnectOptions {
+  /** Path of a cluster file (as `shardpax dev` writes); or give `endpoints`. */
+  readonly cluster?: string;
+  /** host:port of the servers. */
+  readonly endpoints?: readonly string[];
+  /** How long one operation may take before it rejects (default 10 s). */
+  readonly timeoutMs?: number;
+  /** How long connect() looks for a live server (default 5 s). */
+  readonly connectTimeoutMs?: number;
+  /** Operations in flight at once (default 64). */
+  readonly window?: number;
+}
+
+interface Waiter {
+  readonly command: KvCommand;
+  readonly resolve: (r: Uint8Array | undefined) => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** A ProtocolNode that owns one client session. */
+class SessionNode implements ProtocolNode<ServerMessage, ServerTimer> {
+  readonly session: ClientSession;
+  constructor(env: Env<ServerMessage, ServerTimer>, servers: readonly NodeId[], window: number, onOutcome: (t: number, o: Outcome) => void) {
+    this.session = new ClientSession(env, { servers, retryMs: millis(500), window, timerOwner: 0 }, onOutcome);
+  }
+  onMessage(_from: NodeId, m: ServerMessage): void {
+    if (m.type === 'ClientResult') this.session.onResult(m.result);
+  }
+  onTimer(t: ServerTimer): void {
+    if (t.type === 'SessionRetry') this.session.onTimer(t);
+  }
+}
+
+export class Db {
+  private readonly waiters = new Map<number, Waiter>();
+  private closed = false;
+  // Set once by open(): the host builds the node, whose outcomes call back into this Db.
+  private host!: NodeHost<ServerMessage, ServerTimer>;
+  private node!: SessionNode;
+
+  private constructor(private readonly timeoutMs: number) {}
+
+  /** @internal use connect() */
+  static async open(endpoints: ReadonlyMap<NodeId, string>, order: readonly NodeId[], o: ConnectOptions): Promise<Db> {
+    const db = new Db(o.timeoutMs ?? 10_000);
+    db.host = await NodeHost.start<ServerMessage, ServerTimer>({
+      id: nodeId(`client-${randomUUID().slice(0, 8)}`),
+      factory: (env) => (db.node = new SessionNode(env, order, o.window ?? 64, (t, out) => db.complete(t, out))),
+      storage: new MemoryStorage(),
+      transport: new UnaryClientTransport(endpoints, 2_000),
+    });
+    return db;
+  }
+
+  /** Stores `value` under `key`. */
+  put(key: string, value: string | Uint8Array): Promise<void> {
+    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
+    return this.run({ kind: 'put', key, value: bytes }).then(() => undefined);
+  }
+
+  /** The bytes stored under `key`, or undefined when there are none. */
+  get(key: string): Promise<Uint8Array | undefined> {
+    return this.run({ kind: 'get', key });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.run({ kind: 'delete', key }).then(() => undefined);
+  }
+
+  /** Rejects what is still in flight and releases the connections. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [ticket, w] of this.waiters) this.fail(ticket, w, new ClientClosedError('client closed', w.command.kind !== 'get'));
+    await this.host.close();
+  }
+
+  private run(command: KvCommand): Promise<Uint8Array | undefined> {
+    if (this.closed) return Promise.reject(new ClientClosedError('client is closed', false));
+    try {
+      checkCommand(command); // bad input fails here, before it costs a round trip
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return new Promise((resolve, reject) => {
+      let ticket = -1;
+      this.host.input(() => {
+        ticket = this.node.session.submit(encodeKvCommand(command));
+      });
+      const timer = setTimeout(() => {
+        const w = this.waiters.get(ticket);
+        const writes = command.kind !== 'get';
+        if (w !== undefined) {
+          this.fail(ticket, w, new OperationTimeoutError(`${command.kind} ${JSON.stringify(command.key)} got no answer in ${this.timeoutMs} ms`, writes));
+        }
+      }, this.timeoutMs);
+      this.waiters.set(ticket, { command, resolve, reject, timer });
+    });
+  }
+
+  private complete(ticket: number, outcome: Outcome): void {
+    const w = this.waiters.get(ticket);
+    if (w === undefined) return; // timed out already
+    this.waiters.delete(ticket);
+    clearTimeout(w.timer);
+    if (!outcome.ok) {
+      w.reject(new SessionExpiredError(`session expired during ${w.command.kind}: outcome unknown`));
+      return;
+    }
+    const r = decodeKvResult(outcome.result);
+    switch (r.kind) {
+      case 'value':
+        w.resolve(r.value);
+        return;
+      case 'done':
+        w.resolve(undefined);
+        return;
+      case 'error':
+        w.reject(new KvInputError({ code: r.code, message: r.message }));
+        return;
+    }
+  }
+
+  private fail(ticket: number, w: Waiter, err: ShardpaxError): void {
+    this.waiters.delete(ticket);
+    clearTimeout(w.timer);
+    w.reject(err);
+  }
+}
+
+/**
+ * Connects to a cluster. Rejects with ClusterUnreachableError when no server
+ * answers; servers down at this moment are still used once they return.
+ */
+export async function connect(options: ConnectOptions): Promise<Db> {
+  const servers = resolveEndpoints(options);
+  const timeout = options.connectTimeoutMs ?? 5_000;
+  const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout)));
+  const endpoints = new Map<NodeId, string>();
+  let leader: NodeId | undefined;
+  const reasons: string[] = [];
+  statuses.forEach((s, i) => {
+    const server = servers[i];
+    assert(server !== undefined);
+    if (s.status === 'rejected') {
+      reasons.push(s.reason instanceof Error ? s.reason.message : String(s.reason));
+      endpoints.set(server.id ?? nodeId(`endpoint-${i}`), server.address);
+      return;
+    }
+    const id = nodeId(s.value.node);
+    endpoints.set(id, server.address);
+    if (s.value.leader) leader = id;
+  });
+  if (reasons.length === servers.length) {
+    throw new ClusterUnreachableError(`no server answered within ${timeout} ms: ${reasons.join('; ')}`);
+  }
+  const order = [...endpoints.keys()].sort((a, b) => (a === leader ? -1 : b === leader ? 1 : 0));
+  return Db.open(endpoints, order, options);
+}
+
+function resolveEndpoints(o: ConnectOptions): Array<{ id?: NodeId; address: string }> {
+  if (o.endpoints !== undefined && o.endpoints.length > 0) return o.endpoints.map((address) => ({ address }));
+  const cluster = loadClusterConfig(o.cluster ?? 'data/cluster.json');
+  return cluster.groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
+}

@@ -1,0 +1,47 @@
+// Errors the SDK rejects with. Each says whether the operation may have taken
+// effect, so a caller knows whether retrying a write could apply it twice.
+export { KvInputError } from '../kv/limits.js';
+
+export abstract class ShardpaxError extends Error {
+  abstract readonly code: string;
+  /** False only when the cluster certainly did not apply the operation. */
+  abstract readonly mayHaveTakenEffect: boolean;
+}
+
+/** No server of the cluster answered. Nothing was applied. */
+export class ClusterUnreachableError extends ShardpaxError {
+  override readonly name = 'ClusterUnreachableError';
+  readonly code = 'CLUSTER_UNREACHABLE';
+  readonly mayHaveTakenEffect = false;
+}
+
+/** The operation got no answer in time. A write may still be applied later. */
+export class OperationTimeoutError extends ShardpaxError {
+  override readonly name = 'OperationTimeoutError';
+  readonly code = 'TIMEOUT';
+  constructor(
+    message: string,
+    readonly mayHaveTakenEffect: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** The cluster forgot this client's session (idle too long): the operation's outcome is unknown. */
+export class SessionExpiredError extends ShardpaxError {
+  override readonly name = 'SessionExpiredError';
+  readonly code = 'SESSION_EXPIRED';
+  readonly mayHaveTakenEffect = true;
+}
+
+/** The client was closed before the operation completed. */
+export class ClientClosedError extends ShardpaxError {
+  override readonly name = 'ClientClosedError';
+  readonly code = 'CLIENT_CLOSED';
+  constructor(
+    message: string,
+    readonly mayHaveTakenEffect: boolean,
+  ) {
+    super(message);
+  }
+}

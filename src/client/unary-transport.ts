@@ -1,0 +1,51 @@
+// Client side of the request/response API: a Transport that carries a
+// session's commands as KvService.Submit calls and hands each answer back as
+// a message from that server. Failed or timed-out calls are dropped like lost
+// messages: the session retransmits.
+import * as grpc from '@grpc/grpc-js';
+import type { NodeId } from '../core/ids.js';
+import type { Transport } from '../core/transport.js';
+import { KvServiceClient } from '../gen/shardpax/v1/client.js';
+import type { ServerMessage } from '../paxos/messages.js';
+import { amoCommandToWire, amoResultFromWire } from '../rpc/codec.js';
+
+export class UnaryClientTransport implements Transport<ServerMessage> {
+  private readonly clients = new Map<NodeId, KvServiceClient>();
+  private handler: (from: NodeId, m: ServerMessage) => void = () => {};
+  private closed = false;
+
+  constructor(
+    endpoints: ReadonlyMap<NodeId, string>,
+    private readonly callTimeoutMs: number,
+  ) {
+    for (const [id, address] of endpoints) {
+      this.clients.set(id, new KvServiceClient(address, grpc.credentials.createInsecure()));
+    }
+  }
+
+  send(to: NodeId, messages: readonly ServerMessage[]): void {
+    const client = this.clients.get(to);
+    if (client === undefined || this.closed) return;
+    for (const m of messages) {
+      if (m.type !== 'ClientCommand') continue;
+      const options = { deadline: Date.now() + this.callTimeoutMs };
+      client.submit(amoCommandToWire(m.command), new grpc.Metadata(), options, (err, response) => {
+        if (err !== null || this.closed) return;
+        try {
+          this.handler(to, { type: 'ClientResult', result: amoResultFromWire(response) });
+        } catch {
+          // a malformed answer is treated as lost
+        }
+      });
+    }
+  }
+
+  onReceive(handler: (from: NodeId, m: ServerMessage) => void): void {
+    this.handler = handler;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.clients.values()) c.close();
+  }
+}

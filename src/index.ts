@@ -1,0 +1,12 @@
+// The public entry of the package: `import { connect } from 'shardpax'`.
+export { connect, Db, type ConnectOptions } from './client/db.js';
+export {
+  ClientClosedError,
+  ClusterUnreachableError,
+  KvInputError,
+  OperationTimeoutError,
+  SessionExpiredError,
+  ShardpaxError,
+} from './client/errors.js';
+export { ClusterConfigError } from './server/cluster-config.js';
+export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './kv/limits.js';
