@@ -141,7 +141,13 @@ export class Replica {
       mark('replica installs a peer snapshot');
       this.install(snapshot);
       this.persistSnapshot(snapshot);
-      for (const s of [...this.log.keys()]) if (s < snapshot.slot) this.log.delete(s);
+      for (const s of [...this.log.keys()]) {
+        if (s >= snapshot.slot) continue;
+        this.log.delete(s);
+        this.ports.persist(del(LOG_SPACE, indexKey(s)));
+      }
+      // Decisions learned while we lagged may follow the snapshot directly.
+      this.applyReady();
     }
     for (const d of decisions) this.onDecision(d.slot, d.batch);
   }
