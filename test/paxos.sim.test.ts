@@ -71,7 +71,10 @@ export function runPaxos(seed: number, o: RunOptions) {
   nemesis(sim, rng, servers, o.faultMs);
   const clients = () => clientIds.map((id) => sim.role(id, KvClient));
   const finished = sim.runUntil(() => clients().every((c) => c.done()), o.faultMs + 120_000);
-  return { finished, history: clients().flatMap((c) => c.history), decided: decided.size, sim };
+  // With the load gone, every replica must still catch up to everything decided.
+  const applied = () => servers.map((s) => sim.role(s, PaxosServer).replica.firstUnapplied());
+  const converged = sim.runUntil(() => applied().every((a) => a === decided.size), 30_000);
+  return { finished, converged, applied: applied(), history: clients().flatMap((c) => c.history), decided: decided.size, sim };
 }
 
 /** Random faults for `faultMs`, never more than a minority down at once; then everything heals. */
@@ -80,9 +83,7 @@ function nemesis(sim: Simulation<ServerMessage, KvClientTimer>, rng: Prng, serve
   const down = new Set<NodeId>();
   const leader = () => servers.find((s) => sim.isUp(s) && sim.role(s, PaxosServer).leader.isActive());
   const shuffled = () => [...servers].sort(() => rng.next() - 0.5);
-  let t = 0;
-  while (t < faultMs) {
-    t += rng.int(200, 1500);
+  for (let t = rng.int(200, 1500); t < faultMs; t += rng.int(200, 1500)) {
     sim.schedule(t, 'nemesis', () => {
       const roll = rng.next();
       if (roll < 0.3 && down.size < f) {
@@ -91,8 +92,7 @@ function nemesis(sim: Simulation<ServerMessage, KvClientTimer>, rng: Prng, serve
         sim.crash(victim);
         down.add(victim);
         sim.schedule(rng.int(100, 3000), `restart ${victim}`, () => {
-          sim.restart(victim);
-          down.delete(victim);
+          if (down.delete(victim)) sim.restart(victim);
         });
       } else if (roll < 0.5) {
         const l = leader();
@@ -107,6 +107,8 @@ function nemesis(sim: Simulation<ServerMessage, KvClientTimer>, rng: Prng, serve
   }
   sim.schedule(faultMs + 1, 'heal everything', () => {
     sim.heal();
+    for (const id of down) sim.restart(id);
+    down.clear();
     sim.setFaults({ lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 });
   });
 }
@@ -117,6 +119,7 @@ describe('multi-Paxos in simulation', () => {
     forEachSeed(SEEDS, (seed) => {
       const r = runPaxos(seed, { replicas: seed % 2 === 0 ? 3 : 5, clients: 4, ops: 30, faultMs: 8_000 });
       expect(r.finished, 'every client finished after the faults healed').toBe(true);
+      expect(r.converged, `replicas applied ${r.applied.join(',')} of ${r.decided} decided slots`).toBe(true);
       const lin = checkLinearizable(r.history);
       expect(lin.ok, lin.reason).toBe(true);
     });
