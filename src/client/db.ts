@@ -113,6 +113,11 @@ export class Db {
       this.host.input(() => {
         ticket = this.node.session.submit(encodeKvCommand(command));
       });
+      if (ticket < 0) {
+        // The host stopped itself (a failed disk write): nothing was sent.
+        reject(new ClientClosedError('client stopped after an internal failure', false));
+        return;
+      }
       const timer = setTimeout(() => {
         const w = this.waiters.get(ticket);
         const writes = command.kind !== 'get';

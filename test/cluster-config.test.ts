@@ -1,0 +1,151 @@
+// The cluster file: a valid one loads (relative data folders resolve against
+// the file's folder); every malformed one is a ClusterConfigError that names
+// what is wrong.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ClusterConfigError, findNode, loadClusterConfig, parseClusterConfig } from '../src/server/cluster-config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'shardpax-config-'));
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function writeFile(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function node(id: string, port: number, dataDir: string = id): { id: string; address: string; dataDir: string } {
+  return { id, address: `127.0.0.1:${port}`, dataDir };
+}
+
+/** The ClusterConfigError `f` throws (the test fails if it throws nothing or something else). */
+function configError(f: () => unknown): ClusterConfigError {
+  try {
+    f();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ClusterConfigError);
+    if (err instanceof ClusterConfigError) return err;
+  }
+  throw new Error('expected a ClusterConfigError, but nothing was thrown');
+}
+
+describe('loadClusterConfig', () => {
+  it('loads a valid file, resolving relative data folders against its folder', () => {
+    const abs = join(dir, 'elsewhere', 'n3');
+    const path = writeFile(
+      'valid.json',
+      JSON.stringify({
+        version: 1,
+        groups: [
+          { id: 1, nodes: [node('n1', 7401), node('n2', 7402, 'data/n2')] },
+          { id: 2, nodes: [{ id: 'n3', address: '[::1]:7403', dataDir: abs }] },
+        ],
+      }),
+    );
+    const config = loadClusterConfig(path);
+    expect(config.path).toBe(path);
+    expect(config.groups.map((g) => g.id)).toEqual([1, 2]);
+    expect(config.groups[0]?.nodes).toEqual([
+      { id: 'n1', address: '127.0.0.1:7401', dataDir: join(dir, 'n1') },
+      { id: 'n2', address: '127.0.0.1:7402', dataDir: join(dir, 'data', 'n2') },
+    ]);
+    expect(config.groups[1]?.nodes).toEqual([{ id: 'n3', address: '[::1]:7403', dataDir: abs }]);
+
+    const found = findNode(config, 'n3');
+    expect(found.group.id).toBe(2);
+    expect(found.node.address).toBe('[::1]:7403');
+  });
+
+  it('a missing file says how to create one', () => {
+    const missing = join(dir, 'no-such', 'cluster.json');
+    const err = configError(() => loadClusterConfig(missing));
+    expect(err.message).toContain(missing);
+    expect(err.message).toContain('npm start');
+    expect(err.message).toContain('--cluster');
+  });
+
+  it('a file that is not JSON', () => {
+    const path = writeFile('broken.json', '{ "version": 1, groups: [');
+    const err = configError(() => loadClusterConfig(path));
+    expect(err.message).toContain(path);
+    expect(err.message).toContain('not JSON');
+  });
+});
+
+describe('parseClusterConfig refuses malformed files', () => {
+  const P = '/etc/shardpax/cluster.json';
+  const cases: Array<{ name: string; json: unknown; says: readonly string[] }> = [
+    { name: 'not an object', json: [1, 2], says: ['top level', 'object'] },
+    { name: 'version 2', json: { version: 2, groups: [{ id: 1, nodes: [node('n1', 1)] }] }, says: ['version must be 1', '2'] },
+    { name: 'no version', json: { groups: [{ id: 1, nodes: [node('n1', 1)] }] }, says: ['version must be 1'] },
+    { name: 'empty groups', json: { version: 1, groups: [] }, says: ['groups must be a non-empty array'] },
+    { name: 'groups missing', json: { version: 1 }, says: ['groups must be a non-empty array'] },
+    { name: 'negative group id', json: { version: 1, groups: [{ id: -1, nodes: [node('n1', 1)] }] }, says: ['groups[0].id'] },
+    { name: 'empty node list', json: { version: 1, groups: [{ id: 1, nodes: [] }] }, says: ['groups[0].nodes must be a non-empty array'] },
+    {
+      name: 'bad node id',
+      json: { version: 1, groups: [{ id: 1, nodes: [node('n1', 1), node('bad id!', 2, 'x')] }] },
+      says: ['groups[0].nodes[1].id'],
+    },
+    { name: 'empty node id', json: { version: 1, groups: [{ id: 1, nodes: [node('', 1, 'x')] }] }, says: ['groups[0].nodes[0].id'] },
+    {
+      name: 'duplicate node id (across groups)',
+      json: { version: 1, groups: [{ id: 1, nodes: [node('n1', 1)] }, { id: 2, nodes: [node('n1', 2, 'other')] }] },
+      says: ['n1', 'appears twice'],
+    },
+    {
+      name: 'address without a port',
+      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: 'localhost', dataDir: 'n1' }] }] },
+      says: ['groups[0].nodes[0].address', 'host:port', '"localhost"'],
+    },
+    {
+      name: 'address missing',
+      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', dataDir: 'n1' }] }] },
+      says: ['groups[0].nodes[0].address', 'host:port'],
+    },
+    {
+      name: 'dataDir missing',
+      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:7401' }] }] },
+      says: ['groups[0].nodes[0].dataDir'],
+    },
+    {
+      name: 'dataDir empty',
+      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:7401', dataDir: '' }] }] },
+      says: ['groups[0].nodes[0].dataDir'],
+    },
+  ];
+
+  for (const c of cases) {
+    it(c.name, () => {
+      const err = configError(() => parseClusterConfig(c.json, P));
+      expect(err.name).toBe('ClusterConfigError');
+      expect(err.message.startsWith(`${P}: `)).toBe(true);
+      for (const s of c.says) expect(err.message).toContain(s);
+    });
+  }
+
+  it('loadClusterConfig reports the same problems for a file', () => {
+    const path = writeFile('no-port.json', JSON.stringify({ version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: 'localhost', dataDir: 'n1' }] }] }));
+    const err = configError(() => loadClusterConfig(path));
+    expect(err.message).toContain(path);
+    expect(err.message).toContain('"localhost"');
+  });
+});
+
+describe('findNode', () => {
+  it('an unknown id lists the known ones', () => {
+    const config = parseClusterConfig(
+      { version: 1, groups: [{ id: 1, nodes: [node('n1', 1), node('n2', 2)] }, { id: 2, nodes: [node('m1', 3)] }] },
+      '/x/cluster.json',
+    );
+    expect(findNode(config, 'n2').node.id).toBe('n2');
+    const err = configError(() => findNode(config, 'n9'));
+    expect(err.message).toContain('"n9"');
+    expect(err.message).toContain('n1, n2, m1');
+  });
+});
