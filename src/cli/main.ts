@@ -1,7 +1,7 @@
 // The `shardpax` command line.
 import { Command, InvalidArgumentError } from 'commander';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
-import { connect } from '../client/db.js';
+import { connect, type Db } from '../client/db.js';
 import { loadClusterConfig } from '../server/cluster-config.js';
 import { runDev } from './dev.js';
 import { runServer } from './server.js';
@@ -35,39 +35,39 @@ program
 const clusterOption = ['--cluster <file>', 'cluster file', DEFAULT_CLUSTER] as const;
 const timeoutOption = ['--timeout <ms>', 'how long to wait for an answer', int(1, 600_000), 10_000] as const;
 
+type DbOptions = { cluster: string; timeout: number };
+
+/** Connects, runs one operation, and always closes. */
+async function withDb<T>(o: DbOptions, op: (db: Db) => Promise<T>): Promise<T> {
+  const db = await connect({ cluster: o.cluster, timeoutMs: o.timeout });
+  try {
+    return await op(db);
+  } finally {
+    await db.close();
+  }
+}
+
 program
   .command('put <key> <value>')
   .description('store a value (UTF-8 text) under a key')
   .option(...clusterOption)
   .option(...timeoutOption)
-  .action(async (key: string, value: string, o: { cluster: string; timeout: number }) => {
-    const db = await connect({ cluster: o.cluster, timeoutMs: o.timeout });
-    try {
-      await db.put(key, value);
-    } finally {
-      await db.close();
-    }
-  });
+  .action((key: string, value: string, o: DbOptions) => withDb(o, (db) => db.put(key, value)));
 
 program
   .command('get <key>')
   .description('print the value under a key (exit code 2 when there is none)')
   .option(...clusterOption)
   .option(...timeoutOption)
-  .action(async (key: string, o: { cluster: string; timeout: number }) => {
-    const db = await connect({ cluster: o.cluster, timeoutMs: o.timeout });
-    try {
-      const v = await db.get(key);
-      if (v === undefined) {
-        console.error(`(no value for ${JSON.stringify(key)})`);
-        process.exitCode = 2;
-      } else {
-        process.stdout.write(v);
-        if (process.stdout.isTTY) process.stdout.write('\n');
-      }
-    } finally {
-      await db.close();
+  .action(async (key: string, o: DbOptions) => {
+    const v = await withDb(o, (db) => db.get(key));
+    if (v === undefined) {
+      console.error(`(no value for ${JSON.stringify(key)})`);
+      process.exitCode = 2;
+      return;
     }
+    process.stdout.write(v);
+    if (process.stdout.isTTY) process.stdout.write('\n');
   });
 
 program
@@ -75,14 +75,7 @@ program
   .description('delete a key')
   .option(...clusterOption)
   .option(...timeoutOption)
-  .action(async (key: string, o: { cluster: string; timeout: number }) => {
-    const db = await connect({ cluster: o.cluster, timeoutMs: o.timeout });
-    try {
-      await db.delete(key);
-    } finally {
-      await db.close();
-    }
-  });
+  .action((key: string, o: DbOptions) => withDb(o, (db) => db.delete(key)));
 
 program
   .command('status')
