@@ -16,7 +16,11 @@ function replica() {
   const r = new Replica(
     new AmoApplication(counter),
     { snapshotEvery: 1000, maxCatchup: 100, maxWaiting: 100 },
-    { persist: (...w) => writes.push(...w), reply: (to, res) => replies.push([to, res]) },
+    {
+      persist: (...w) => writes.push(...w),
+      persistUnsynced: (...w) => writes.push(...w),
+      reply: (to, res) => replies.push([to, res]),
+    },
     emptyState(),
   );
   return { r, writes, replies, counter };

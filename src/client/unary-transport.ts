@@ -19,7 +19,11 @@ export class UnaryClientTransport implements Transport<ServerMessage> {
     private readonly callTimeoutMs: number,
   ) {
     for (const [id, address] of endpoints) {
-      this.clients.set(id, new KvServiceClient(address, grpc.credentials.createInsecure()));
+      // A channel of our own: grpc-js would otherwise share one connection among all clients of a process.
+      this.clients.set(
+        id,
+        new KvServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+      );
     }
   }
 

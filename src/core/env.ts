@@ -14,6 +14,12 @@ export interface Env<M, T> {
   setTimer(timer: T, afterMs: Millis): void;
   /** Durable (synced) before any message sent in the same step leaves. */
   persist(...writes: StorageWrite[]): void;
+  /**
+   * Written, in order with every other write, before this step's messages
+   * leave, but not synced: a crash may lose it (and every write after it).
+   * For state that can be recovered from elsewhere.
+   */
+  persistUnsynced(...writes: StorageWrite[]): void;
   /** For leases and metrics only, never for safety. */
   now(): Millis;
   /** Seeded; uniform in [0, 1). */
@@ -44,6 +50,8 @@ export interface TimerRequest<T> {
 /** What one or more steps asked for, drained by the runtime in field order. */
 export interface ReadyBatch<M, T> {
   readonly writes: StorageWrite[];
+  /** Whether any write must be synced (then the whole batch is). */
+  mustSync: boolean;
   readonly messages: Outgoing<M>[];
   readonly timers: TimerRequest<T>[];
 }
@@ -72,6 +80,11 @@ export class ReadyCollector<M, T> implements Env<M, T> {
 
   persist(...writes: StorageWrite[]): void {
     this.batch.writes.push(...writes);
+    if (writes.length > 0) this.batch.mustSync = true;
+  }
+
+  persistUnsynced(...writes: StorageWrite[]): void {
+    this.batch.writes.push(...writes);
   }
 
   now(): Millis {
@@ -95,5 +108,5 @@ export class ReadyCollector<M, T> implements Env<M, T> {
 }
 
 function emptyBatch<M, T>(): ReadyBatch<M, T> {
-  return { writes: [], messages: [], timers: [] };
+  return { writes: [], mustSync: false, messages: [], timers: [] };
 }

@@ -42,5 +42,8 @@ export type PaxosMessage =
 /** Everything a group server sends or receives. */
 export type ServerMessage = PaxosMessage | RpcMessage;
 
-/** One periodic tick drives heartbeats, retransmission, elections and catch-up. */
-export type ServerTimer = { readonly type: 'Tick' } | RpcTimer;
+/**
+ * One periodic tick drives heartbeats, retransmission, elections and
+ * catch-up; ToSelf delivers what a server sent itself, in a later step.
+ */
+export type ServerTimer = { readonly type: 'Tick' } | { readonly type: 'ToSelf' } | RpcTimer;

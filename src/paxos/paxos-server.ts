@@ -1,12 +1,13 @@
 // One server of a replica group: a PMMC acceptor, leader and replica
-// co-located (DESIGN.md 2.2), driven as one protocol node. Messages a role
-// sends to its own server (a leader's P2a to the local acceptor, say) go
-// through a local queue drained within the same step, so they too leave
-// nothing observable before the step's writes are durable.
+// co-located (DESIGN.md 2.2), driven as one protocol node. A phase 1 or 2
+// request a leader sends its own acceptor is handled in a later step (a
+// zero-delay timer), so the requests to the other acceptors leave without
+// waiting for the local promise to be synced; everything else a server sends
+// itself is handled at once.
 import { assert, assertNever } from '../core/assert.js';
 import type { Application } from '../core/application.js';
 import type { Env, ProtocolNode } from '../core/env.js';
-import { type Millis, type NodeId, type Slot } from '../core/ids.js';
+import { type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
 import type { StoredState } from '../core/storage.js';
 import { AmoApplication, type AmoOptions, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
 import { Acceptor } from './acceptor.js';
@@ -50,8 +51,7 @@ export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
   readonly acceptor: Acceptor;
   readonly leader: Leader;
   readonly replica: Replica;
-  private readonly local: Array<{ from: NodeId; message: ServerMessage }> = [];
-  private draining = false;
+  private toSelf: ServerMessage[] = [];
 
   constructor(
     private readonly env: Env<ServerMessage, ServerTimer>,
@@ -68,6 +68,7 @@ export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
       config,
       {
         persist,
+        persistUnsynced: env.persistUnsynced.bind(env),
         reply: (to, result) => this.send(to, { type: 'ClientResult', result }),
         learned: (s, batch) => {
           observer.learned?.(config.self, s, batch);
@@ -87,16 +88,27 @@ export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
   }
 
   onMessage(from: NodeId, message: ServerMessage): void {
-    this.local.push({ from, message });
-    this.drain();
+    this.handle(from, message);
   }
 
   onTimer(timer: ServerTimer): void {
-    if (timer.type !== 'Tick') return;
-    this.leader.onTick();
-    if (this.replica.lagging()) this.askForCatchup();
-    this.env.setTimer({ type: 'Tick' }, this.config.tickMs);
-    this.drain();
+    switch (timer.type) {
+      case 'Tick':
+        this.leader.onTick();
+        if (this.replica.lagging()) this.askForCatchup();
+        this.env.setTimer({ type: 'Tick' }, this.config.tickMs);
+        return;
+      case 'ToSelf': {
+        const messages = this.toSelf;
+        this.toSelf = [];
+        for (const m of messages) this.handle(this.config.self, m);
+        return;
+      }
+      case 'SessionRetry':
+        return; // servers hold no client sessions
+      default:
+        assertNever(timer, 'ServerTimer');
+    }
   }
 
   checkInvariants(): void {
@@ -106,20 +118,13 @@ export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
   }
 
   private send(to: NodeId, message: ServerMessage): void {
-    if (to === this.config.self) this.local.push({ from: to, message });
-    else this.env.send(to, message);
-  }
-
-  /** Handles queued inputs, including those our own roles sent ourselves, until none is left. */
-  private drain(): void {
-    if (this.draining) return;
-    this.draining = true;
-    try {
-      for (let next = this.local.shift(); next !== undefined; next = this.local.shift()) {
-        this.handle(next.from, next.message);
-      }
-    } finally {
-      this.draining = false;
+    if (to !== this.config.self) {
+      this.env.send(to, message);
+    } else if (message.type === 'P1a' || message.type === 'P2a') {
+      if (this.toSelf.length === 0) this.env.setTimer({ type: 'ToSelf' }, millis(0));
+      this.toSelf.push(message);
+    } else {
+      this.handle(this.config.self, message);
     }
   }
 

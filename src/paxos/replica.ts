@@ -33,6 +33,8 @@ export interface ReplicaConfig {
 
 export interface ReplicaPorts {
   persist(...writes: StorageWrite[]): void;
+  /** Decisions are durable at a majority of acceptors already: the local log need not be synced. */
+  persistUnsynced(...writes: StorageWrite[]): void;
   reply(to: NodeId, result: AmoResult): void;
   /** Every decision the first time this replica learns it (for tests' cross-replica checks). */
   learned?(s: Slot, batch: Batch): void;
@@ -103,7 +105,7 @@ export class Replica {
   onDecision(s: Slot, batch: Batch): void {
     if (s < this.slotOut || this.log.has(s)) return;
     this.log.set(s, batch);
-    this.ports.persist(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
+    this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
     this.ports.learned?.(s, batch);
     if (s >= this.decidedBelow) this.decidedBelow = slot(s + 1);
     this.applyReady();

@@ -88,8 +88,8 @@ export class NodeHost<M, T> {
         const batch = this.collector.take();
         this.stats.flushes += 1;
         if (batch.writes.length > 0) {
-          await this.options.storage.write(batch.writes, { sync: true });
-          this.stats.syncedWrites += 1;
+          await this.options.storage.write(batch.writes, { sync: batch.mustSync });
+          if (batch.mustSync) this.stats.syncedWrites += 1;
         }
         if (this.closed) return;
         this.sendAll(batch.messages);
@@ -111,9 +111,15 @@ export class NodeHost<M, T> {
   }
 
   private arm(timer: T, afterMs: Millis): void {
+    const fire = () => this.input((r) => r.onTimer(timer));
+    if (afterMs === 0) {
+      // "Next step", not "in a millisecond" (setTimeout's floor).
+      setImmediate(fire);
+      return;
+    }
     const handle = setTimeout(() => {
       this.timers.delete(handle);
-      this.input((r) => r.onTimer(timer));
+      fire();
     }, afterMs);
     this.timers.add(handle);
   }

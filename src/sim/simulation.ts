@@ -248,7 +248,7 @@ export class Simulation<M, T> {
       }
     }
     const batch = n.collector.take();
-    if (batch.writes.length > 0) n.storage.writeSync(batch.writes, { sync: true });
+    if (batch.writes.length > 0) n.storage.writeSync(batch.writes, { sync: batch.mustSync });
     for (const { to, message } of batch.messages) this.transmit(n.id, to, message);
     for (const { timer, afterMs } of batch.timers) {
       this.queue.push(this.clock + afterMs, { kind: 'timer', node: n.id, incarnation: n.incarnation, timer });
