@@ -6,26 +6,21 @@
 //
 //   node --import tsx bench/put-throughput.ts [--replicas 3] [--concurrency 1,16,64,256]
 //        [--seconds 10] [--value-bytes 100] [--json out.json]
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { fetchStatus, type NodeStatus } from '../src/client/admin.js';
+import type { NodeStatus } from '../src/client/admin.js';
+import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
 
-const BIN = fileURLToPath(new URL('../bin/shardpax.mjs', import.meta.url));
 const CLK_TCK = 100; // USER_HZ; /proc/<pid>/stat utime/stime are in these ticks (checked against process.cpuUsage at the end)
 const KEYS = 10_000;
 const WARMUP_MS = 2_000;
 const PER_CLIENT = 64; // concurrent ops per connect() (its window), per DESIGN §6
 const OP_TIMEOUT_MS = 10_000;
 const LEADER_TIMEOUT_MS = 30_000;
-const STOP_GRACE_MS = 5_000;
 
 interface Options {
   readonly replicas: number;
@@ -96,20 +91,6 @@ function parseOptions(): Options {
   };
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 interface Cpu {
   readonly userMs: number;
   readonly sysMs: number;
@@ -132,103 +113,6 @@ function machineBusyMs(): number {
   const f = line.trim().split(/\s+/).slice(1, 9).map(Number); // user nice system idle iowait irq softirq steal
   const total = f.reduce((a, b) => a + b, 0);
   return ((total - (f[3] ?? 0) - (f[4] ?? 0)) * 1000) / CLK_TCK;
-}
-
-class LocalCluster {
-  readonly dir = mkdtempSync(join(tmpdir(), 'shardpax-bench-'));
-  readonly file = join(this.dir, 'cluster.json');
-  private readonly procs = new Map<string, ChildProcess>();
-  private stopping: Promise<void> | undefined;
-  /** Set when a node exits on its own. */
-  crashed: string | undefined;
-
-  private constructor(readonly nodes: ReadonlyArray<{ id: string; address: string }>) {}
-
-  static async start(replicas: number): Promise<LocalCluster> {
-    const nodes: Array<{ id: string; address: string }> = [];
-    for (let i = 1; i <= replicas; i++) nodes.push({ id: `n${i}`, address: `127.0.0.1:${await freePort()}` });
-    const c = new LocalCluster(nodes);
-    const spec = { version: 1, groups: [{ id: 1, nodes: nodes.map((n) => ({ ...n, dataDir: n.id })) }] };
-    writeFileSync(c.file, JSON.stringify(spec, null, 2) + '\n');
-    for (const n of nodes) {
-      const log = openSync(c.logOf(n.id), 'a');
-      const child = spawn(process.execPath, [BIN, 'server', '--cluster', c.file, '--node', n.id], { stdio: ['ignore', log, log] });
-      child.on('error', (err) => (c.crashed ??= `node ${n.id}: ${err.message}`));
-      child.on('exit', (code, signal) => {
-        if (c.stopping === undefined) c.crashed ??= `node ${n.id} exited (${signal ?? `code ${code}`})`;
-      });
-      c.procs.set(n.id, child);
-    }
-    return c;
-  }
-
-  logOf(id: string): string {
-    return join(this.dir, `${id}.log`);
-  }
-
-  pid(id: string): number {
-    const pid = this.procs.get(id)?.pid;
-    if (pid === undefined) throw new Error(`node ${id} has no process`);
-    return pid;
-  }
-
-  async awaitLeader(timeoutMs: number): Promise<string> {
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
-      if (this.crashed !== undefined) throw new Error(this.crashed);
-      for (const s of (await this.statuses(500)).values()) if (s.leader) return s.node;
-      await sleep(100);
-    }
-    throw new Error(`no leader within ${timeoutMs} ms`);
-  }
-
-  /** Status of every node that answers within `timeoutMs`. */
-  async statuses(timeoutMs: number): Promise<Map<string, NodeStatus>> {
-    const got = await Promise.allSettled(this.nodes.map((n) => fetchStatus(n.address, timeoutMs)));
-    const out = new Map<string, NodeStatus>();
-    for (const g of got) if (g.status === 'fulfilled') out.set(g.value.node, g.value);
-    return out;
-  }
-
-  /** Last lines of every node's log (for error reports). */
-  logTails(lines: number): string {
-    return this.nodes
-      .map((n) => {
-        let text = '';
-        try {
-          text = readFileSync(this.logOf(n.id), 'utf8');
-        } catch {
-          text = '(no log)';
-        }
-        return `--- ${n.id}.log (last ${lines} lines)\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
-      })
-      .join('\n');
-  }
-
-  /** SIGTERM, SIGKILL after 5 s; then removes the temp folder. Idempotent. */
-  stop(): Promise<void> {
-    this.stopping ??= Promise.all(
-      [...this.procs.values()].map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            const force = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-            child.once('exit', () => {
-              clearTimeout(force);
-              resolve();
-            });
-            child.kill('SIGTERM');
-          }),
-      ),
-    ).then(() => rmSync(this.dir, { recursive: true, force: true }));
-    return this.stopping;
-  }
-
-  /** Last resort on process exit: synchronous SIGKILL and cleanup. */
-  killNow(): void {
-    for (const child of this.procs.values()) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    rmSync(this.dir, { recursive: true, force: true });
-  }
 }
 
 interface Snapshot {
@@ -436,7 +320,8 @@ async function main(): Promise<void> {
     `put-throughput: ${o.replicas} replicas, concurrency ${o.concurrency.join(',')}, ${o.seconds} s per level ` +
       `(+${WARMUP_MS / 1000} s warm-up), ${o.valueBytes}-byte values, ${KEYS} keys, ${PER_CLIENT} ops per client`,
   );
-  const cluster = await LocalCluster.start(o.replicas);
+  const { cluster } = await LocalCluster.create({ replicas: o.replicas });
+  cluster.startAll();
   const onSignal = (signal: NodeJS.Signals) => {
     console.error(`\n${signal}: stopping the cluster`);
     void cluster.stop().finally(() => process.exit(130));
@@ -448,7 +333,7 @@ async function main(): Promise<void> {
   const results: LevelResult[] = [];
   let idle: { serverCores: number; fsyncsPerSec: number } | undefined;
   try {
-    const leader = await cluster.awaitLeader(LEADER_TIMEOUT_MS);
+    const leader = (await cluster.awaitLeader(LEADER_TIMEOUT_MS)).id;
     const statuses = await cluster.statuses(2_000);
     for (const n of cluster.nodes) {
       const s = statuses.get(n.id);

@@ -7,11 +7,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect, type Db } from '../src/client/db.js';
 import { checkLinearizable, type HistoryEntry, type KvOp } from './checkers/linearizability.js';
-import { sleep, TestCluster } from './support/cluster.js';
+import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4'];
 const dec = new TextDecoder();
-let cluster: TestCluster | undefined;
+let cluster: LocalCluster | undefined;
 
 afterAll(async () => {
   await cluster?.stop();
@@ -44,7 +44,7 @@ async function worker(db: Db, name: string, history: HistoryEntry[], stop: () =>
 
 describe('a 3-node group under SIGKILL', () => {
   it('keeps serving, loses no acknowledged write, and stays linearizable', async () => {
-    const c = await TestCluster.create(3);
+    const { cluster: c } = await LocalCluster.create({ replicas: 3 });
     cluster = c;
     c.startAll();
     const first = await c.awaitLeader(20_000);

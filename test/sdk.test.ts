@@ -18,6 +18,7 @@ import {
   OperationTimeoutError,
   ShardpaxError,
 } from 'shardpax';
+import { freePort } from '../src/cli/local-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadClusterConfig } from '../src/server/cluster-config.js';
 import { type ServerNode, startServerNode } from '../src/server/server-node.js';
@@ -38,13 +39,6 @@ function listen(server: Server): Promise<number> {
       else resolve(a.port);
     });
   });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  const port = await listen(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** What `p` rejects with; fails the test if it resolves. */
