@@ -127,6 +127,7 @@ describe('multi-Paxos in simulation', () => {
       for (const path of [
         'leader adopted',
         'leader re-proposes accepted values',
+        'leader fills a gap with a no-op',
         'active leader preempted',
         'replica compacts its log',
         'replica installs a peer snapshot',

@@ -152,7 +152,6 @@ export class Leader {
   /** The local replica learned `s` (perhaps by catching up): no commander needs to finish it. */
   onLearned(s: Slot): void {
     if (this.commanders.delete(s)) this.proposePending();
-    if (s >= this.nextSlot) this.nextSlot = slot(s + 1);
   }
 
   inFlight(): number {
@@ -192,8 +191,14 @@ export class Leader {
     if (pvalues.size > 0) mark('leader re-proposes accepted values');
     let end = start;
     for (const s of pvalues.keys()) if (s >= end) end = s + 1;
-    for (let s = start; s < end; s++) this.command(slot(s), pvalues.get(slot(s))?.batch ?? []);
-    this.nextSlot = slot(Math.max(end, this.nextSlot));
+    for (let s = start; s < end; s++) {
+      const accepted = pvalues.get(slot(s));
+      if (accepted === undefined) mark('leader fills a gap with a no-op');
+      this.command(slot(s), accepted?.batch ?? []);
+    }
+    // Exactly where the quorum's knowledge ends: a slot this leader proposed in an
+    // earlier term that no quorum member accepted must be proposed again, not skipped.
+    this.nextSlot = slot(end);
     this.heartbeat();
     this.proposePending();
   }

@@ -1,0 +1,67 @@
+// Leader unit tests, fed P1b/P2b answers directly.
+import { describe, expect, it } from 'vitest';
+import { BOTTOM_BALLOT, type Ballot, ballot, type NodeId, nodeId, slot } from '../src/core/ids.js';
+import { Leader } from '../src/paxos/leader.js';
+import type { ServerMessage } from '../src/paxos/messages.js';
+
+const [a, b, c] = [nodeId('a'), nodeId('b'), nodeId('c')];
+
+function leader() {
+  const sent: Array<{ to: NodeId; m: ServerMessage }> = [];
+  let promised: Ballot = BOTTOM_BALLOT;
+  const l = new Leader(
+    { self: a, members: [a, b, c], window: 8, maxBatch: 4, electionTicks: 1 },
+    { send: (to, m) => sent.push({ to, m }), random: () => 0, firstUnapplied: () => slot(0), promised: () => promised },
+  );
+  /** Ticks until a scout runs, then lets b and c promise with nothing accepted. */
+  const elect = () => {
+    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'P1a'); i++) l.onTick();
+    const p1a = sent.find((x) => x.m.type === 'P1a')?.m;
+    if (p1a?.type !== 'P1a') throw new Error('no P1a');
+    sent.length = 0;
+    promised = p1a.ballot;
+    l.onP1b(b, p1a.ballot, [], slot(0));
+    l.onP1b(c, p1a.ballot, [], slot(0));
+    return p1a.ballot;
+  };
+  const p2aSlots = () => [...new Set(sent.flatMap((x) => (x.m.type === 'P2a' ? [x.m.pvalue.slot] : [])))];
+  return { l, sent, elect, p2aSlots };
+}
+
+describe('Leader', () => {
+  it('proposes again, after re-election, the slots its old proposals never got accepted in', () => {
+    const { l, sent, elect, p2aSlots } = leader();
+    elect();
+    expect(l.isActive()).toBe(true);
+    l.propose([{ kind: 'register', nonce: 1 }], a);
+    l.propose([{ kind: 'register', nonce: 2 }], a);
+    expect(p2aSlots()).toEqual([0, 1]);
+    // Preempted before anyone accepted slots 0 and 1.
+    l.onHeartbeat(ballot(50, b));
+    expect(l.isActive()).toBe(false);
+    sent.length = 0;
+    // Later elected again; the quorum reports nothing accepted: slot 0 is where to go on.
+    for (let i = 0; i < 5 && !l.isActive(); i++) {
+      sent.length = 0;
+      elect();
+    }
+    expect(l.isActive()).toBe(true);
+    sent.length = 0;
+    l.propose([{ kind: 'register', nonce: 3 }], a);
+    expect(p2aSlots()).toEqual([0]);
+  });
+
+  it('batches commands that wait for a full window into one slot', () => {
+    const { l, elect, sent, p2aSlots } = leader();
+    elect();
+    for (let n = 0; n < 8; n++) l.propose([{ kind: 'register', nonce: n }], a);
+    expect(p2aSlots()).toHaveLength(8);
+    sent.length = 0;
+    for (let n = 8; n < 12; n++) l.propose([{ kind: 'register', nonce: n }], a);
+    expect(p2aSlots()).toEqual([]);
+    const cur = l.currentBallot();
+    for (const from of [b, c]) l.onP2b(from, cur, slot(0));
+    const batch = sent.find((x) => x.m.type === 'P2a' && x.m.pvalue.slot === 8)?.m;
+    expect(batch?.type === 'P2a' ? batch.pvalue.batch.length : 0).toBe(4);
+  });
+});
