@@ -17,7 +17,9 @@ import { checkLinearizable } from './checkers/linearizability.js';
 import { KvClient, type KvClientTimer } from './support/kv-client.js';
 import { forEachSeed } from './support/seeds.js';
 
-const SEEDS = Number(process.env.PAXOS_SEEDS ?? 200);
+const SEEDS = Number(process.env.PAXOS_SEEDS ?? 400);
+/** A seed takes ~40 ms on the 2-core machine; allow generously more. */
+const TIMEOUT_MS = Math.max(60_000, SEEDS * 200);
 
 interface RunOptions {
   readonly replicas: number;
@@ -136,7 +138,7 @@ describe('multi-Paxos in simulation', () => {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }
     }
-  });
+  }, TIMEOUT_MS);
 
   it('the same seed gives the same run', () => {
     const a = runPaxos(42, { replicas: 3, clients: 2, ops: 10, faultMs: 2_000 });
