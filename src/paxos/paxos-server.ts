@@ -31,7 +31,7 @@ export interface PaxosServerConfig {
 export const DEFAULT_PAXOS_TUNING = {
   tickMs: 20 as Millis,
   electionTicks: 10,
-  window: 32,
+  window: 8,
   maxBatch: 256,
   snapshotEvery: 1000,
   maxCatchup: 512,
