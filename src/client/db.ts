@@ -12,7 +12,6 @@ import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
 import { ClientSession, type Outcome } from '../rpc/client-session.js';
 import { loadClusterConfig } from '../server/cluster-config.js';
 import { NodeHost } from '../server/node-host.js';
-import { MemoryStorage } from '../sim/memory-storage.js';
 import { fetchStatus } from './admin.js';
 import {
   ClientClosedError,
@@ -72,7 +71,6 @@ export class Db {
     db.host = await NodeHost.start<ServerMessage, ServerTimer>({
       id: nodeId(`client-${randomUUID().slice(0, 8)}`),
       factory: (env) => (db.node = new SessionNode(env, order, o.window ?? 64, (t, out) => db.complete(t, out))),
-      storage: new MemoryStorage(),
       transport: new UnaryClientTransport(endpoints, 2_000),
     });
     return db;

@@ -11,7 +11,7 @@ export type StorageWrite =
 export type StoredState = ReadonlyMap<string, ReadonlyMap<string, Uint8Array>>;
 
 export interface Storage {
-  /** Reads every space this storage was opened with. */
+  /** Reads everything stored; a space with no keys is absent (read through `space()`). */
   load(): Promise<StoredState>;
   /**
    * Applies all writes atomically. With `sync`, they (and every earlier

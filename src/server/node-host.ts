@@ -7,13 +7,15 @@
 import { type NodeFactory, type ProtocolNode, ReadyCollector } from '../core/env.js';
 import { type Millis, type NodeId, millis } from '../core/ids.js';
 import { Prng } from '../core/prng.js';
-import type { Storage } from '../core/storage.js';
+import { emptyState, type Storage } from '../core/storage.js';
+import { assert } from '../core/assert.js';
 import type { Transport } from '../core/transport.js';
 
 export interface NodeHostOptions<M, T> {
   readonly id: NodeId;
   readonly factory: NodeFactory<M, T>;
-  readonly storage: Storage;
+  /** Left out for a role that keeps nothing (a client); it must then never persist. */
+  readonly storage?: Storage;
   readonly transport: Transport<M>;
   /** Seed of the role's randomness; a random one by default. */
   readonly seed?: number;
@@ -44,7 +46,7 @@ export class NodeHost<M, T> {
 
   static async start<M, T>(options: NodeHostOptions<M, T>): Promise<NodeHost<M, T>> {
     const host = new NodeHost(options);
-    const stored = await options.storage.load();
+    const stored = options.storage === undefined ? emptyState() : await options.storage.load();
     host.role = options.factory(host.collector, stored);
     options.transport.onReceive((from, m) => host.input((r) => r.onMessage(from, m)));
     host.queueFlush();
@@ -64,7 +66,7 @@ export class NodeHost<M, T> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.options.transport.close();
-    await this.options.storage.close();
+    await this.options.storage?.close();
   }
 
   private now(): Millis {
@@ -88,6 +90,7 @@ export class NodeHost<M, T> {
         const batch = this.collector.take();
         this.stats.flushes += 1;
         if (batch.writes.length > 0) {
+          assert(this.options.storage !== undefined, 'a role without storage persisted');
           await this.options.storage.write(batch.writes, { sync: batch.mustSync });
           if (batch.mustSync) this.stats.syncedWrites += 1;
         }

@@ -11,7 +11,6 @@ import type { RpcMessage, RpcTimer } from '../../src/rpc/messages.js';
 import { FaultyTransport } from '../../src/server/faulty-transport.js';
 import { GrpcTransport } from '../../src/server/grpc-transport.js';
 import { NodeHost } from '../../src/server/node-host.js';
-import { MemoryStorage } from '../../src/sim/memory-storage.js';
 import { CounterClient, CounterServer, READ } from './counter.js';
 
 const { values: args } = parseArgs({
@@ -46,7 +45,6 @@ async function serve(): Promise<void> {
   await NodeHost.start<RpcMessage, RpcTimer>({
     id: SERVER,
     factory: (env) => new CounterServer(env),
-    storage: new MemoryStorage(),
     transport: await transport('server', '127.0.0.1:0', Number(args.seed)),
   });
 }
@@ -57,7 +55,6 @@ async function runClient(id: string, increments: number, window: number, seed: n
   const host = await NodeHost.start<RpcMessage, RpcTimer>({
     id: nodeId(id),
     factory: (env) => (client = new CounterClient(env, { server: SERVER, increments, window, retryMs: 50 })),
-    storage: new MemoryStorage(),
     transport: await transport(id, undefined, seed),
   });
   const c = client;
