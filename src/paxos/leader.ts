@@ -154,10 +154,6 @@ export class Leader {
     if (this.commanders.delete(s)) this.proposePending();
   }
 
-  inFlight(): number {
-    return this.commanders.size;
-  }
-
   checkInvariants(): void {
     for (const [s, c] of this.commanders) {
       assert(c.pvalue.slot === s, 'commander filed under another slot');

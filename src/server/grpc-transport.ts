@@ -44,7 +44,6 @@ interface PeerLink {
   blocked: boolean;
   backoffMs: number;
   redial: NodeJS.Timeout | undefined;
-  dropped: number;
 }
 
 const MIN_BACKOFF_MS = 50;
@@ -88,17 +87,9 @@ export class GrpcTransport<M> implements Transport<M> {
     const excess = link.queue.length - (this.options.maxQueue ?? 10_000);
     if (excess > 0) {
       link.queue.splice(0, excess);
-      link.dropped += excess;
     }
     if (link.stream === undefined && link.redial === undefined && this.dials(to)) this.dial(to);
     this.queueFlush();
-  }
-
-  /** Messages dropped because a peer's queue overflowed. */
-  dropped(): number {
-    let n = 0;
-    for (const l of this.links.values()) n += l.dropped;
-    return n;
   }
 
   async close(): Promise<void> {
@@ -247,7 +238,6 @@ export class GrpcTransport<M> implements Transport<M> {
         blocked: false,
         backoffMs: MIN_BACKOFF_MS,
         redial: undefined,
-        dropped: 0,
       };
       this.links.set(peer, link);
     }

@@ -55,7 +55,6 @@ export class Simulation<M, T> {
   private readonly netRng: Prng;
   private readonly queue = new EventQueue<SimEvent<M, T>>();
   private readonly nodes = new Map<NodeId, SimNode<M, T>>();
-  private readonly invariants: Array<{ name: string; check: () => void }> = [];
   /** Node -> partition side; nodes in no side reach everyone. */
   private sides = new Map<NodeId, number>();
   private faults: NetworkFaults;
@@ -106,10 +105,6 @@ export class Simulation<M, T> {
     return this.simNode(id).role !== undefined;
   }
 
-  nodeIds(): NodeId[] {
-    return [...this.nodes.keys()];
-  }
-
   /** Power loss: volatile state and unsynced writes are gone; messages to it are lost while down. */
   crash(id: NodeId): void {
     const n = this.simNode(id);
@@ -151,20 +146,6 @@ export class Simulation<M, T> {
   /** Runs `run` at virtual time `atMs` from now, in order with other events. */
   schedule(afterMs: number, label: string, run: () => void): void {
     this.queue.push(this.clock + afterMs, { kind: 'action', label, run });
-  }
-
-  /** Checked after every event; throw to fail. */
-  addInvariant(name: string, check: () => void): void {
-    this.invariants.push({ name, check });
-  }
-
-  /** Lets a test act on a node from outside (a client call): the node's effects are carried out as for any step. */
-  act(id: NodeId, step: (role: ProtocolNode<M, T>) => void): void {
-    const n = this.simNode(id);
-    assert(n.role !== undefined, `act on ${id}, which is down`);
-    this.record(`act ${id}`);
-    step(n.role);
-    this.afterStep(n);
   }
 
   /** Processes the next event; false when none is left. */
@@ -238,15 +219,6 @@ export class Simulation<M, T> {
   private afterStep(n: SimNode<M, T>): void {
     assert(n.role !== undefined);
     n.role.checkInvariants?.();
-    for (const inv of this.invariants) {
-      try {
-        inv.check();
-      } catch (err) {
-        throw new Error(`invariant '${inv.name}' broken at t=${this.clock}ms after ${this.events} events: ${String(err)}`, {
-          cause: err,
-        });
-      }
-    }
     const batch = n.collector.take();
     if (batch.writes.length > 0) n.storage.writeSync(batch.writes, { sync: batch.mustSync });
     for (const { to, message } of batch.messages) this.transmit(n.id, to, message);
