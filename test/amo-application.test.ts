@@ -35,6 +35,17 @@ describe('AmoApplication', () => {
     expect(counter.value).toBe(2);
   });
 
+  it('a retried registration gets the same session, not a new one', () => {
+    const amo = new AmoApplication(new Counter());
+    const a = registered(amo.apply({ kind: 'register', nonce: 5 }));
+    expect(registered(amo.apply({ kind: 'register', nonce: 5 }))).toBe(a);
+    expect(registered(amo.apply({ kind: 'register', nonce: 6 }))).not.toBe(a);
+    expect(amo.sessionCount()).toBe(2);
+    const copy = new AmoApplication(new Counter());
+    copy.restore(amo.snapshot());
+    expect(registered(copy.apply({ kind: 'register', nonce: 5 }))).toBe(a);
+  });
+
   it('forgets acknowledged results and refuses seqs below the mark', () => {
     const amo = new AmoApplication(new Counter());
     const s = registered(amo.apply({ kind: 'register', nonce: 1 }));
@@ -92,6 +103,9 @@ describe('AmoApplication', () => {
 });
 
 describe('ClientSession', () => {
+  /** The registration nonce a session draws when random() always answers 0.5. */
+  const NONCE = 2 ** 52 + 2 ** 31;
+
   function session(window = 2) {
     const env = new ReadyCollector<RpcMessage, RpcTimer>(nodeId('c'), () => millis(0), () => 0.5);
     const outcomes: Array<[number, Outcome]> = [];
@@ -116,8 +130,8 @@ describe('ClientSession', () => {
     s.submit(new Uint8Array([3]));
     const first = env.take();
     expect(first.messages).toHaveLength(1);
-    expect(first.messages[0]?.message).toMatchObject({ command: { kind: 'register', nonce: 2 ** 47 } });
-    s.onResult({ kind: 'registered', nonce: 2 ** 47, session: sessionId(5) });
+    expect(first.messages[0]?.message).toMatchObject({ command: { kind: 'register', nonce: NONCE } });
+    s.onResult({ kind: 'registered', nonce: NONCE, session: sessionId(5) });
     expect(sentRequests(env).map((r) => r.seq)).toEqual([0, 1]);
     const done: AmoResult = { kind: 'result', session: sessionId(5), seq: seq(0), result: new Uint8Array([7]) };
     s.onResult(done);
@@ -129,7 +143,7 @@ describe('ClientSession', () => {
   it('retransmits on its timer and moves to the next server when one stays silent', () => {
     const { env, s } = session(1);
     s.submit(new Uint8Array([1]));
-    s.onResult({ kind: 'registered', nonce: 2 ** 47, session: sessionId(1) });
+    s.onResult({ kind: 'registered', nonce: NONCE, session: sessionId(1) });
     env.take();
     s.onTimer({ type: 'SessionRetry', owner: 0 });
     expect(sentRequests(env)).toEqual([{ to: 'a', seq: 0 }]);
@@ -141,7 +155,7 @@ describe('ClientSession', () => {
     const { env, s, outcomes } = session(1);
     s.submit(new Uint8Array([1]));
     s.submit(new Uint8Array([2]));
-    s.onResult({ kind: 'registered', nonce: 2 ** 47, session: sessionId(1) });
+    s.onResult({ kind: 'registered', nonce: NONCE, session: sessionId(1) });
     env.take();
     s.onResult({ kind: 'expired', session: sessionId(1), seq: seq(0) });
     expect(outcomes).toEqual([[0, { ok: false, error: 'expired' }]]);

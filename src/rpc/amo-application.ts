@@ -5,6 +5,7 @@
 //
 // Invariants:
 // - a (session, seq) is applied to the inner application at most once;
+// - a registration nonce opens at most one live session (retries get it again);
 // - every seq of a live session below `ackedBelow` was applied (the client
 //   only acknowledges results it holds), every seq at or above it was applied
 //   iff its result is cached;
@@ -32,6 +33,7 @@ export const DEFAULT_AMO_OPTIONS: AmoOptions = {
 };
 
 interface SessionState {
+  readonly nonce: number;
   ackedBelow: Seq;
   lastActive: number;
   readonly results: Map<Seq, Uint8Array>;
@@ -42,6 +44,8 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
   private nextSession = 1;
   /** Least recently active first: touching a session moves it to the end. */
   private sessions = new Map<SessionId, SessionState>();
+  /** Registration nonce -> its live session. */
+  private byNonce = new Map<number, SessionId>();
 
   constructor(
     private readonly inner: Application<Uint8Array, Uint8Array>,
@@ -73,8 +77,11 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
   }
 
   private register(nonce: number): AmoResult {
+    const existing = this.byNonce.get(nonce);
+    if (existing !== undefined) return { kind: 'registered', nonce, session: existing };
     const id = sessionId(this.nextSession++);
-    this.sessions.set(id, { ackedBelow: seq(0), lastActive: this.applied, results: new Map() });
+    this.sessions.set(id, { nonce, ackedBelow: seq(0), lastActive: this.applied, results: new Map() });
+    this.byNonce.set(nonce, id);
     while (this.sessions.size > this.options.maxSessions) this.evictOldest();
     return { kind: 'registered', nonce, session: id };
   }
@@ -111,14 +118,19 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
   private expireIdle(): void {
     for (const [id, state] of this.sessions) {
       if (this.applied - state.lastActive <= this.options.sessionTtlCommands) return;
-      this.sessions.delete(id);
+      this.forget(id, state);
     }
   }
 
   private evictOldest(): void {
-    const oldest = this.sessions.keys().next();
+    const oldest = this.sessions.entries().next();
     assert(!oldest.done);
-    this.sessions.delete(oldest.value);
+    this.forget(...oldest.value);
+  }
+
+  private forget(id: SessionId, state: SessionState): void {
+    this.sessions.delete(id);
+    this.byNonce.delete(state.nonce);
   }
 
   snapshot(): Uint8Array {
@@ -126,6 +138,7 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
     for (const [id, s] of this.sessions) {
       sessions.push({
         session: id,
+        nonce: s.nonce,
         ackedBelow: s.ackedBelow,
         lastActive: s.lastActive,
         results: [...s.results].map(([k, v]) => ({ seq: k, result: v })),
@@ -144,8 +157,11 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
     this.applied = w.applied;
     this.nextSession = w.nextSession;
     this.sessions = new Map();
+    this.byNonce = new Map();
     for (const s of w.sessions) {
+      this.byNonce.set(s.nonce, sessionId(s.session));
       this.sessions.set(sessionId(s.session), {
+        nonce: s.nonce,
         ackedBelow: seq(s.ackedBelow),
         lastActive: s.lastActive,
         results: new Map(s.results.map((r) => [seq(r.seq), r.result])),

@@ -125,7 +125,7 @@ export class ClientSession {
 
   private pump(): void {
     if (this.state.kind === 'idle' && this.queue.length > 0) {
-      this.state = { kind: 'registering', nonce: Math.floor(this.env.random() * 2 ** 48), sentAtTick: this.tick };
+      this.state = { kind: 'registering', nonce: this.randomNonce(), sentAtTick: this.tick };
       this.sendRegister(this.state.nonce);
     }
     if (this.state.kind === 'open') {
@@ -153,6 +153,16 @@ export class ClientSession {
       f.sentAtTick = this.tick;
       this.sendRequest(st.session, s, f.command);
     }
+  }
+
+  /**
+   * 53 random bits (two draws: one carries only 32): the cluster dedupes
+   * registrations by nonce, so two clients must practically never share one.
+   */
+  private randomNonce(): number {
+    const high = Math.floor(this.env.random() * 2 ** 21);
+    const low = Math.floor(this.env.random() * 2 ** 32);
+    return high * 2 ** 32 + low;
   }
 
   private ackedBelow(): Seq {

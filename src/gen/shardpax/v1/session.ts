@@ -66,6 +66,8 @@ export interface SessionState {
   ackedBelow: number;
   lastActive: number;
   results: CachedResult[];
+  /** The nonce it was registered with: a retried registration gets this session again. */
+  nonce: number;
 }
 
 export interface CachedResult {
@@ -589,7 +591,7 @@ export const AmoSnapshot: MessageFns<AmoSnapshot> = {
 };
 
 function createBaseSessionState(): SessionState {
-  return { session: 0, ackedBelow: 0, lastActive: 0, results: [] };
+  return { session: 0, ackedBelow: 0, lastActive: 0, results: [], nonce: 0 };
 }
 
 export const SessionState: MessageFns<SessionState> = {
@@ -605,6 +607,9 @@ export const SessionState: MessageFns<SessionState> = {
     }
     for (const v of message.results) {
       CachedResult.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.nonce !== 0) {
+      writer.uint32(40).uint64(message.nonce);
     }
     return writer;
   },
@@ -652,6 +657,14 @@ export const SessionState: MessageFns<SessionState> = {
             }
 
             message.results.push(CachedResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.nonce = longToNumber(reader.uint64());
             continue;
           }
         }
