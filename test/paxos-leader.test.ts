@@ -9,9 +9,15 @@ const [a, b, c] = [nodeId('a'), nodeId('b'), nodeId('c')];
 function leader() {
   const sent: Array<{ to: NodeId; m: ServerMessage }> = [];
   let promised: Ballot = BOTTOM_BALLOT;
+  const replica = { applied: 0 };
   const l = new Leader(
     { self: a, members: [a, b, c], window: 8, maxBatch: 4, electionTicks: 1 },
-    { send: (to, m) => sent.push({ to, m }), random: () => 0, firstUnapplied: () => slot(0), promised: () => promised },
+    {
+      send: (to, m) => sent.push({ to, m }),
+      random: () => 0,
+      firstUnapplied: () => slot(replica.applied),
+      promised: () => promised,
+    },
   );
   /** Ticks until a scout runs, then lets b and c promise with nothing accepted. */
   const elect = () => {
@@ -25,7 +31,7 @@ function leader() {
     return p1a.ballot;
   };
   const p2aSlots = () => [...new Set(sent.flatMap((x) => (x.m.type === 'P2a' ? [x.m.pvalue.slot] : [])))];
-  return { l, sent, elect, p2aSlots };
+  return { l, sent, elect, p2aSlots, replica };
 }
 
 describe('Leader', () => {
@@ -49,6 +55,19 @@ describe('Leader', () => {
     sent.length = 0;
     l.propose([{ kind: 'register', nonce: 3 }], a);
     expect(p2aSlots()).toEqual([0]);
+  });
+
+  it('frees its window when the local replica jumps past its slots by a snapshot', () => {
+    const { l, elect, sent, p2aSlots, replica } = leader();
+    elect();
+    for (let n = 0; n < 8; n++) l.propose([{ kind: 'register', nonce: n }], a);
+    sent.length = 0;
+    l.propose([{ kind: 'register', nonce: 99 }], a);
+    expect(p2aSlots()).toEqual([]); // the window is full
+    // A peer's snapshot covers slots 0..9; no acceptor will answer for them any more.
+    replica.applied = 10;
+    l.onCaughtUp();
+    expect(p2aSlots()).toEqual([8]);
   });
 
   it('batches commands that wait for a full window into one slot', () => {

@@ -130,6 +130,7 @@ describe('multi-Paxos in simulation', () => {
         'leader adopted',
         'leader re-proposes accepted values',
         'leader fills a gap with a no-op',
+        'leader drops a commander for an applied slot',
         'active leader preempted',
         'replica compacts its log',
         'replica installs a peer snapshot',

@@ -97,6 +97,7 @@ export class Leader {
     switch (this.mode.kind) {
       case 'active':
         this.heartbeat();
+        this.dropDecided();
         this.retransmitP2a();
         return;
       case 'scouting':
@@ -149,9 +150,31 @@ export class Leader {
     }
   }
 
-  /** The local replica learned `s` (perhaps by catching up): no commander needs to finish it. */
+  /** The local replica learned `s`: no commander needs to finish it. */
   onLearned(s: Slot): void {
-    if (this.commanders.delete(s)) this.proposePending();
+    this.commanders.delete(s);
+    this.dropDecided();
+  }
+
+  /** The local replica caught up (perhaps from a snapshot). */
+  onCaughtUp(): void {
+    this.dropDecided();
+  }
+
+  /**
+   * Ends the commanders of every slot the local replica has applied, however
+   * it learned them: one installed from a peer's snapshot is never reported
+   * slot by slot, and acceptors no longer answer for compacted slots, so such
+   * a commander would hold its place in the window forever.
+   */
+  private dropDecided(): void {
+    const applied = this.ports.firstUnapplied();
+    for (const s of this.commanders.keys()) {
+      if (s >= applied) continue;
+      mark('leader drops a commander for an applied slot');
+      this.commanders.delete(s);
+    }
+    this.proposePending();
   }
 
   checkInvariants(): void {

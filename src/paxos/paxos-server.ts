@@ -180,6 +180,7 @@ export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
       case 'CatchupReply':
         this.replica.onCatchup(m.decisions, m.snapshot);
         this.compactAcceptor();
+        this.leader.onCaughtUp();
         return;
       default:
         assertNever(m, 'PaxosMessage');
