@@ -3,6 +3,8 @@
 // never collide. Adapters: src/sim/memory-storage.ts, src/server/level-storage.ts;
 // both pass test/storage-contract.ts.
 
+import { assert } from './assert.js';
+
 export type StorageWrite =
   | { readonly op: 'put'; readonly space: string; readonly key: string; readonly value: Uint8Array }
   | { readonly op: 'del'; readonly space: string; readonly key: string };
@@ -20,6 +22,25 @@ export interface Storage {
    */
   write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void>;
   close(): Promise<void>;
+}
+
+// Rules every adapter enforces the same way (test/storage-contract.ts).
+/** Space names become LevelDB sublevel names: ASCII that sorts after the '!' separator. */
+const SPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+/** With the `u` flag only a lone surrogate matches: UTF-8, LevelDB's key encoding, cannot hold one. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+export function checkSpaceNames(names: readonly string[]): void {
+  for (const name of names) assert(SPACE_NAME.test(name), `bad storage space name ${JSON.stringify(name)}`);
+  assert(new Set(names).size === names.length, `duplicate storage space in [${names.join(', ')}]`);
+}
+
+export function checkKey(key: string): void {
+  assert(!LONE_SURROGATE.test(key), `storage key ${JSON.stringify(key)} is not valid UTF-16`);
+}
+
+export function unknownSpaceError(name: string, opened: Iterable<string>): Error {
+  return new Error(`unknown storage space ${JSON.stringify(name)} (opened with: ${[...opened].join(', ')})`);
 }
 
 export function put(space: string, key: string, value: Uint8Array): StorageWrite {

@@ -97,7 +97,6 @@ export class Leader {
     switch (this.mode.kind) {
       case 'active':
         this.heartbeat();
-        this.dropDecided();
         this.retransmitP2a();
         return;
       case 'scouting':
@@ -152,22 +151,16 @@ export class Leader {
 
   /** The local replica learned `s`: no commander needs to finish it. */
   onLearned(s: Slot): void {
-    this.commanders.delete(s);
-    this.dropDecided();
-  }
-
-  /** The local replica caught up (perhaps from a snapshot). */
-  onCaughtUp(): void {
-    this.dropDecided();
+    if (this.commanders.delete(s)) this.proposePending();
   }
 
   /**
-   * Ends the commanders of every slot the local replica has applied, however
-   * it learned them: one installed from a peer's snapshot is never reported
-   * slot by slot, and acceptors no longer answer for compacted slots, so such
-   * a commander would hold its place in the window forever.
+   * The local replica caught up, perhaps from a peer's snapshot: ends the
+   * commanders of every slot it has now applied. Slots a snapshot covers are
+   * never reported one by one, and acceptors no longer answer for compacted
+   * slots, so such a commander would hold its place in the window forever.
    */
-  private dropDecided(): void {
+  onCaughtUp(): void {
     const applied = this.ports.firstUnapplied();
     for (const s of this.commanders.keys()) {
       if (s >= applied) continue;

@@ -10,10 +10,10 @@ import type { Env, ProtocolNode } from '../core/env.js';
 import { type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
 import type { StoredState } from '../core/storage.js';
 import { AmoApplication, type AmoOptions, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
-import { Acceptor } from './acceptor.js';
+import { ACCEPTED_SPACE, ACCEPTOR_SPACE, Acceptor } from './acceptor.js';
 import { Leader } from './leader.js';
 import type { Batch, PaxosMessage, ServerMessage, ServerTimer } from './messages.js';
-import { Replica } from './replica.js';
+import { LOG_SPACE, Replica, SNAPSHOT_SPACE } from './replica.js';
 
 export interface PaxosServerConfig {
   readonly self: NodeId;
@@ -39,9 +39,8 @@ export const DEFAULT_PAXOS_TUNING = {
   amo: DEFAULT_AMO_OPTIONS,
 } as const;
 
-/** Spaces a Paxos server keeps in storage. */
-export { ACCEPTED_SPACE, ACCEPTOR_SPACE } from './acceptor.js';
-export { LOG_SPACE, SNAPSHOT_SPACE } from './replica.js';
+/** The storage spaces a Paxos server keeps. */
+export const PAXOS_SPACES: readonly string[] = [ACCEPTOR_SPACE, ACCEPTED_SPACE, LOG_SPACE, SNAPSHOT_SPACE];
 
 export interface PaxosObserver {
   learned?(server: NodeId, s: Slot, batch: Batch): void;

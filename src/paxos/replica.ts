@@ -142,12 +142,7 @@ export class Replica {
     if (snapshot !== undefined && snapshot.slot > this.slotOut) {
       mark('replica installs a peer snapshot');
       this.install(snapshot);
-      this.persistSnapshot(snapshot);
-      for (const s of [...this.log.keys()]) {
-        if (s >= snapshot.slot) continue;
-        this.log.delete(s);
-        this.ports.persist(del(LOG_SPACE, indexKey(s)));
-      }
+      this.keepSnapshot(snapshot);
       // Decisions learned while we lagged may follow the snapshot directly.
       this.applyReady();
     }
@@ -181,11 +176,14 @@ export class Replica {
     this.ports.reply(client, result);
   }
 
-  /** Snapshot at slotOut, then drop the log behind it (one atomic batch). */
   private compact(): void {
     mark('replica compacts its log');
-    const snap = { slot: this.slotOut, state: this.app.snapshot() };
-    this.persistSnapshot(snap);
+    this.keepSnapshot({ slot: this.slotOut, state: this.app.snapshot() });
+  }
+
+  /** Makes `snap` the durable snapshot and drops the log behind it, in the same write batch. */
+  private keepSnapshot(snap: ReplicaSnapshot): void {
+    this.ports.persist(put(SNAPSHOT_SPACE, SNAPSHOT_KEY, records.encodeSnapshot(snap)));
     this.snapshotSlot = snap.slot;
     this.cachedSnapshot = snap.state;
     for (const s of [...this.log.keys()]) {
@@ -198,10 +196,6 @@ export class Replica {
   private snapshotState(): Uint8Array {
     assert(this.cachedSnapshot !== undefined, 'no snapshot to send');
     return this.cachedSnapshot;
-  }
-
-  private persistSnapshot(snap: ReplicaSnapshot): void {
-    this.ports.persist(put(SNAPSHOT_SPACE, SNAPSHOT_KEY, records.encodeSnapshot(snap)));
   }
 
   private install(snap: ReplicaSnapshot): void {

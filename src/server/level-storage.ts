@@ -12,16 +12,18 @@
 import { inspect } from 'node:util';
 import { ClassicLevel, type BatchOperation } from 'classic-level';
 import { assert, assertNever } from '../core/assert.js';
-import type { Storage, StorageWrite, StoredState } from '../core/storage.js';
+import {
+  checkKey,
+  checkSpaceNames,
+  type Storage,
+  type StorageWrite,
+  type StoredState,
+  unknownSpaceError,
+} from '../core/storage.js';
 
 type Db = ClassicLevel<string, Uint8Array>;
 type Sublevel = ReturnType<typeof openSublevel>;
 
-// Sublevel names must be ASCII and sort after the '!' separator (abstract-level).
-const SPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-// With the `u` flag a surrogate pair is one code point, so this only matches a
-// lone surrogate, which the utf8 key encoding would silently turn into U+FFFD.
-const LONE_SURROGATE = /\p{Cs}/u;
 // A root key outside every sublevel (their keys start with '!'), deleted by an
 // empty synced write: abstract-level skips empty batches, and a synced write
 // must still make every earlier write durable.
@@ -29,17 +31,13 @@ const SYNC_MARKER_KEY = '~sync';
 
 export class LevelStorage implements Storage {
   private constructor(
-    private readonly dir: string,
     private readonly db: Db,
     private readonly spaces: ReadonlyMap<string, Sublevel>,
   ) {}
 
   /** Opens (creating if missing) the LevelDB at `dir`. Fails if another process or instance holds it. */
   static async open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
-    for (const name of spaces) {
-      assert(SPACE_NAME.test(name), `bad storage space name ${JSON.stringify(name)}`);
-    }
-    assert(new Set(spaces).size === spaces.length, `duplicate storage space in [${spaces.join(', ')}]`);
+    checkSpaceNames(spaces);
     const db: Db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
     try {
       await db.open();
@@ -48,7 +46,7 @@ export class LevelStorage implements Storage {
     }
     const sublevels = new Map<string, Sublevel>();
     for (const name of spaces) sublevels.set(name, openSublevel(db, name));
-    return new LevelStorage(dir, db, sublevels);
+    return new LevelStorage(db, sublevels);
   }
 
   async load(): Promise<StoredState> {
@@ -86,19 +84,10 @@ export class LevelStorage implements Storage {
     await this.db.close();
   }
 
-  /** Where this storage lives (for logs and error messages). */
-  get location(): string {
-    return this.dir;
-  }
-
   private toBatchOp(w: StorageWrite): BatchOp {
     const sublevel = this.spaces.get(w.space);
-    if (sublevel === undefined) {
-      throw new Error(
-        `unknown storage space ${JSON.stringify(w.space)} (opened with: ${[...this.spaces.keys()].join(', ')})`,
-      );
-    }
-    assert(!LONE_SURROGATE.test(w.key), `storage key ${JSON.stringify(w.key)} is not valid UTF-16`);
+    if (sublevel === undefined) throw unknownSpaceError(w.space, this.spaces.keys());
+    checkKey(w.key);
     switch (w.op) {
       case 'put':
         // No copy needed: classic-level copies the bytes into its WriteBatch

@@ -24,13 +24,12 @@ export interface NodeHostOptions<M, T> {
 }
 
 export interface HostStats {
-  flushes: number;
+  /** Synced storage writes (fsyncs) so far. */
   syncedWrites: number;
-  steps: number;
 }
 
 export class NodeHost<M, T> {
-  readonly stats: HostStats = { flushes: 0, syncedWrites: 0, steps: 0 };
+  readonly stats: HostStats = { syncedWrites: 0 };
   private readonly collector: ReadyCollector<M, T>;
   private role: ProtocolNode<M, T> | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -56,7 +55,6 @@ export class NodeHost<M, T> {
   /** Runs one step of the role (a client call, say) and flushes its effects. */
   input(step: (role: ProtocolNode<M, T>) => void): void {
     if (this.closed || this.role === undefined) return;
-    this.stats.steps += 1;
     step(this.role);
     this.queueFlush();
   }
@@ -88,7 +86,6 @@ export class NodeHost<M, T> {
     try {
       while (!this.closed && !this.collector.isEmpty()) {
         const batch = this.collector.take();
-        this.stats.flushes += 1;
         if (batch.writes.length > 0) {
           assert(this.options.storage !== undefined, 'a role without storage persisted');
           await this.options.storage.write(batch.writes, { sync: batch.mustSync });

@@ -7,14 +7,7 @@ import { AdminServiceService, KvServiceService, type NodeStatus } from '../gen/s
 import { KvApplication } from '../kv/kv-application.js';
 import { serverWireCodec } from '../paxos/codec.js';
 import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
-import {
-  ACCEPTED_SPACE,
-  ACCEPTOR_SPACE,
-  DEFAULT_PAXOS_TUNING,
-  LOG_SPACE,
-  PaxosServer,
-  SNAPSHOT_SPACE,
-} from '../paxos/paxos-server.js';
+import { DEFAULT_PAXOS_TUNING, PAXOS_SPACES, PaxosServer } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from './cluster-config.js';
 import { GrpcTransport } from './grpc-transport.js';
@@ -36,7 +29,7 @@ export async function startServerNode(
 ): Promise<ServerNode> {
   const { group, node } = findNode(cluster, id);
   const members = group.nodes.map((n) => n.id);
-  const storage = await LevelStorage.open(node.dataDir, [ACCEPTOR_SPACE, ACCEPTED_SPACE, LOG_SPACE, SNAPSHOT_SPACE]);
+  const storage = await LevelStorage.open(node.dataDir, PAXOS_SPACES);
   let server: PaxosServer | undefined;
   const status = (): NodeStatus => {
     if (server === undefined) throw new Error('node not started');

@@ -14,15 +14,17 @@
 //   a write to any other space is an Error, as in LevelStorage; without one,
 //   any space is created on first write (the generic simulator's use).
 import { assert } from '../core/assert.js';
-import type { Storage, StorageWrite, StoredState } from '../core/storage.js';
+import {
+  checkKey,
+  checkSpaceNames,
+  type Storage,
+  type StorageWrite,
+  type StoredState,
+  unknownSpaceError,
+} from '../core/storage.js';
 
 type Space = Map<string, Uint8Array>;
 
-// Sublevel-safe names (LevelStorage uses the same rule): ASCII, sorting after '!'.
-const SPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-// With the `u` flag a surrogate pair is one code point, so this only matches a
-// lone surrogate, which UTF-8 (LevelDB's key encoding) cannot represent.
-const LONE_SURROGATE = /\p{Cs}/u;
 
 export class MemoryStorage implements Storage {
   /** The spaces writes may name; undefined accepts any valid name. */
@@ -35,8 +37,7 @@ export class MemoryStorage implements Storage {
 
   constructor(spaces?: readonly string[]) {
     if (spaces !== undefined) {
-      for (const name of spaces) checkSpaceName(name);
-      assert(new Set(spaces).size === spaces.length, `duplicate storage space in [${spaces.join(', ')}]`);
+      checkSpaceNames(spaces);
       this.spaces = new Set(spaces);
     } else {
       this.spaces = undefined;
@@ -126,14 +127,9 @@ export class MemoryStorage implements Storage {
   /** Rejects the whole call before any of it is applied, so a bad write changes nothing. */
   private check(writes: readonly StorageWrite[]): void {
     for (const w of writes) {
-      if (this.spaces === undefined) {
-        checkSpaceName(w.space);
-      } else if (!this.spaces.has(w.space)) {
-        throw new Error(
-          `unknown storage space ${JSON.stringify(w.space)} (opened with: ${[...this.spaces].join(', ')})`,
-        );
-      }
-      assert(!LONE_SURROGATE.test(w.key), `storage key ${JSON.stringify(w.key)} is not valid UTF-16`);
+      if (this.spaces === undefined) checkSpaceNames([w.space]);
+      else if (!this.spaces.has(w.space)) throw unknownSpaceError(w.space, this.spaces);
+      checkKey(w.key);
     }
   }
 }
@@ -145,10 +141,6 @@ function settle<T>(f: () => T): Promise<T> {
 
 function copyWrite(w: StorageWrite): StorageWrite {
   return w.op === 'put' ? { op: 'put', space: w.space, key: w.key, value: w.value.slice() } : w;
-}
-
-function checkSpaceName(name: string): void {
-  assert(SPACE_NAME.test(name), `bad storage space name ${JSON.stringify(name)}`);
 }
 
 function applyBatch(spaces: Map<string, Space>, batch: readonly StorageWrite[]): void {
