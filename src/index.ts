@@ -8,5 +8,5 @@ export {
   SessionExpiredError,
   ShardpaxError,
 } from './client/errors.js';
-export { ClusterConfigError } from './server/cluster-config.js';
+export { ClusterConfigError } from './runtime/cluster-config.js';
 export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './kv/limits.js';

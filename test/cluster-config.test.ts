@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ClusterConfigError, findNode, loadClusterConfig, parseClusterConfig } from '../src/server/cluster-config.js';
+import { ClusterConfigError, findNode, loadClusterConfig, parseClusterConfig } from '../src/runtime/cluster-config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'shardpax-config-'));
 

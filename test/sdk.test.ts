@@ -20,7 +20,7 @@ import {
 } from 'shardpax';
 import { freePort } from '../src/cli/local-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadClusterConfig } from '../src/server/cluster-config.js';
+import { loadClusterConfig } from '../src/runtime/cluster-config.js';
 import { type ServerNode, startServerNode } from '../src/server/server-node.js';
 
 const dirs: string[] = [];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
-import { loadClusterConfig } from '../server/cluster-config.js';
+import { loadClusterConfig } from '../runtime/cluster-config.js';
 
 const BIN = fileURLToPath(new URL('../../bin/shardpax.mjs', import.meta.url));
 const STOP_GRACE_MS = 5_000;

@@ -2,7 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
 import { connect, type Db } from '../client/db.js';
-import { loadClusterConfig } from '../server/cluster-config.js';
+import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { runDev } from './dev.js';
 import { runServer } from './server.js';
 

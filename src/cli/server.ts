@@ -1,5 +1,5 @@
 // `shardpax server`: runs one node of a cluster file until SIGTERM/SIGINT.
-import { loadClusterConfig } from '../server/cluster-config.js';
+import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { startServerNode } from '../server/server-node.js';
 
 export async function runServer(clusterPath: string, id: string): Promise<void> {

@@ -10,8 +10,8 @@ import { checkCommand, KvInputError } from '../kv/limits.js';
 import type { KvCommand } from '../kv/messages.js';
 import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
 import { ClientSession, type Outcome } from '../rpc/client-session.js';
-import { loadClusterConfig } from '../server/cluster-config.js';
-import { NodeHost } from '../server/node-host.js';
+import { loadClusterConfig } from '../runtime/cluster-config.js';
+import { NodeHost } from '../runtime/node-host.js';
 import { fetchStatus } from './admin.js';
 import {
   ClientClosedError,

@@ -9,10 +9,10 @@ import { serverWireCodec } from '../paxos/codec.js';
 import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
 import { DEFAULT_PAXOS_TUNING, PAXOS_SPACES, PaxosServer } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
-import { type ClusterConfig, findNode } from './cluster-config.js';
+import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { LevelStorage } from './level-storage.js';
-import { NodeHost } from './node-host.js';
+import { NodeHost } from '../runtime/node-host.js';
 
 export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING;
 

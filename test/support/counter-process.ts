@@ -10,7 +10,7 @@ import { rpcFromWire, rpcToWire } from '../../src/rpc/codec.js';
 import type { RpcMessage, RpcTimer } from '../../src/rpc/messages.js';
 import { FaultyTransport } from '../../src/server/faulty-transport.js';
 import { GrpcTransport } from '../../src/server/grpc-transport.js';
-import { NodeHost } from '../../src/server/node-host.js';
+import { NodeHost } from '../../src/runtime/node-host.js';
 import { CounterClient, CounterServer, READ } from './counter.js';
 
 const { values: args } = parseArgs({
