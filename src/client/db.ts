@@ -8,8 +8,8 @@ import { millis, type NodeId, nodeId } from '../core/ids.js';
 import { decodeKvResult, encodeKvCommand } from '../kv/codec.js';
 import { checkCommand, KvInputError } from '../kv/limits.js';
 import type { KvCommand } from '../kv/messages.js';
-import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
 import { ClientSession, type Outcome } from '../rpc/client-session.js';
+import type { RpcMessage, RpcTimer } from '../rpc/messages.js';
 import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { NodeHost } from '../runtime/node-host.js';
 import { fetchStatus } from './admin.js';
@@ -43,15 +43,15 @@ interface Waiter {
 }
 
 /** A ProtocolNode that owns one client session. */
-class SessionNode implements ProtocolNode<ServerMessage, ServerTimer> {
+class SessionNode implements ProtocolNode<RpcMessage, RpcTimer> {
   readonly session: ClientSession;
-  constructor(env: Env<ServerMessage, ServerTimer>, servers: readonly NodeId[], window: number, onOutcome: (t: number, o: Outcome) => void) {
+  constructor(env: Env<RpcMessage, RpcTimer>, servers: readonly NodeId[], window: number, onOutcome: (t: number, o: Outcome) => void) {
     this.session = new ClientSession(env, { servers, retryMs: millis(500), window, timerOwner: 0 }, onOutcome);
   }
-  onMessage(_from: NodeId, m: ServerMessage): void {
+  onMessage(_from: NodeId, m: RpcMessage): void {
     if (m.type === 'ClientResult') this.session.onResult(m.result);
   }
-  onTimer(t: ServerTimer): void {
+  onTimer(t: RpcTimer): void {
     if (t.type === 'SessionRetry') this.session.onTimer(t);
   }
 }
@@ -60,7 +60,7 @@ export class Db {
   private readonly waiters = new Map<number, Waiter>();
   private closed = false;
   // Set once by open(): the host builds the node, whose outcomes call back into this Db.
-  private host!: NodeHost<ServerMessage, ServerTimer>;
+  private host!: NodeHost<RpcMessage, RpcTimer>;
   private node!: SessionNode;
 
   private constructor(private readonly timeoutMs: number) {}
@@ -68,7 +68,7 @@ export class Db {
   /** @internal use connect() */
   static async open(endpoints: ReadonlyMap<NodeId, string>, order: readonly NodeId[], o: ConnectOptions): Promise<Db> {
     const db = new Db(o.timeoutMs ?? 10_000);
-    db.host = await NodeHost.start<ServerMessage, ServerTimer>({
+    db.host = await NodeHost.start<RpcMessage, RpcTimer>({
       id: nodeId(`client-${randomUUID().slice(0, 8)}`),
       factory: (env) => (db.node = new SessionNode(env, order, o.window ?? 64, (t, out) => db.complete(t, out))),
       transport: new UnaryClientTransport(endpoints, 2_000),

@@ -6,12 +6,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { KvServiceClient } from '../gen/shardpax/v1/client.js';
-import type { ServerMessage } from '../paxos/messages.js';
 import { amoCommandToWire, amoResultFromWire } from '../rpc/codec.js';
+import type { RpcMessage } from '../rpc/messages.js';
 
-export class UnaryClientTransport implements Transport<ServerMessage> {
+export class UnaryClientTransport implements Transport<RpcMessage> {
   private readonly clients = new Map<NodeId, KvServiceClient>();
-  private handler: (from: NodeId, m: ServerMessage) => void = () => {};
+  private handler: (from: NodeId, m: RpcMessage) => void = () => {};
   private closed = false;
 
   constructor(
@@ -27,7 +27,7 @@ export class UnaryClientTransport implements Transport<ServerMessage> {
     }
   }
 
-  send(to: NodeId, messages: readonly ServerMessage[]): void {
+  send(to: NodeId, messages: readonly RpcMessage[]): void {
     const client = this.clients.get(to);
     if (client === undefined || this.closed) return;
     for (const m of messages) {
@@ -44,7 +44,7 @@ export class UnaryClientTransport implements Transport<ServerMessage> {
     }
   }
 
-  onReceive(handler: (from: NodeId, m: ServerMessage) => void): void {
+  onReceive(handler: (from: NodeId, m: RpcMessage) => void): void {
     this.handler = handler;
   }
 
