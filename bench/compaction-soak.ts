@@ -1,6 +1,6 @@
 // Does compaction bound disk and memory? Runs puts over a fixed key set on a
 // local 3-node cluster for a long time and samples, per node, the data folder's
-// size, RSS, in-memory log and accepted entries and the snapshot slot.
+// size, RSS, pending decisions, accepted entries and where the log starts.
 //   node --import tsx bench/compaction-soak.ts [--seconds 180] [--concurrency 64] [--keys 10000] [--value-bytes 100]
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
       }
     });
     console.log(`soak: ${seconds} s of puts, concurrency ${concurrency}, ${keys} keys x ${value.length} B (live data ~${mb(keys * (value.length + 10))} MB)`);
-    console.log('  t s      ops  errors  node  data MB  RSS MB  log  accepted  snapshot@  applied<');
+    console.log('  t s      ops  errors  node  data MB  RSS MB  pend  accepted  log from   applied<');
     const started = performance.now();
     while (performance.now() < end) {
       await sleep(Number(values.every) * 1000);
@@ -70,7 +70,7 @@ async function main(): Promise<void> {
         const s = statuses.get(n.id);
         const t = ((performance.now() - started) / 1000).toFixed(0).padStart(4);
         console.log(
-          `${t} ${String(ops).padStart(8)} ${String(errors).padStart(7)}  ${n.id.padEnd(4)} ${mb(duBytes(join(cluster.dir, n.id))).padStart(8)} ${mb(s?.rssBytes ?? 0).padStart(7)} ${String(s?.logEntries ?? '-').padStart(4)} ${String(s?.acceptedEntries ?? '-').padStart(9)} ${String(s?.snapshotSlot ?? '-').padStart(10)} ${String(s?.appliedBelow ?? '-').padStart(9)}`,
+          `${t} ${String(ops).padStart(8)} ${String(errors).padStart(7)}  ${n.id.padEnd(4)} ${mb(duBytes(join(cluster.dir, n.id))).padStart(8)} ${mb(s?.rssBytes ?? 0).padStart(7)} ${String(s?.pendingDecisions ?? '-').padStart(4)} ${String(s?.acceptedEntries ?? '-').padStart(9)} ${String(s?.logStart ?? '-').padStart(10)} ${String(s?.appliedBelow ?? '-').padStart(9)}`,
         );
       }
     }

@@ -1,11 +1,13 @@
 // Unit tests of the at-most-once wrapper and the client session, fed inputs directly.
+// The wrapper's stores are in-memory maps (test/support/map-store.ts).
 import { describe, expect, it } from 'vitest';
 import { ReadyCollector } from '../src/core/env.js';
 import { millis, nodeId, type Seq, type SessionId, seq, sessionId } from '../src/core/ids.js';
-import { AmoApplication } from '../src/rpc/amo-application.js';
+import { AMO_META_KEY, AmoApplication, type AmoOptions } from '../src/rpc/amo-application.js';
 import { ClientSession, type Outcome } from '../src/rpc/client-session.js';
-import type { AmoResult, RpcMessage, RpcTimer } from '../src/rpc/messages.js';
-import { Counter } from './support/counter.js';
+import type { AmoCommand, AmoResult, RpcMessage, RpcTimer } from '../src/rpc/messages.js';
+import { Counter, counterValue, INCREMENT, READ, REFUSED } from './support/counter.js';
+import { cloneStores, type MapStores, mapStores } from './support/map-store.js';
 
 const dec = new TextDecoder();
 
@@ -14,8 +16,8 @@ function registered(r: AmoResult): SessionId {
   return r.session;
 }
 
-function req(session: SessionId, s: number, ackedBelow = 0) {
-  return { kind: 'request' as const, session, seq: seq(s), ackedBelow: seq(ackedBelow), command: new Uint8Array([1]) };
+function req(session: SessionId, s: number, ackedBelow = 0, command = INCREMENT): AmoCommand {
+  return { kind: 'request', session, seq: seq(s), ackedBelow: seq(ackedBelow), command };
 }
 
 function value(r: AmoResult): string {
@@ -23,82 +25,294 @@ function value(r: AmoResult): string {
   return dec.decode(r.result);
 }
 
+/** A wrapper around a Counter over fresh in-memory stores. */
+function setup(options?: AmoOptions) {
+  const amo = new AmoApplication(new Counter(), options);
+  const stores = mapStores();
+  return wrap(amo, stores);
+}
+
+function wrap(amo: AmoApplication, stores: MapStores) {
+  return {
+    amo,
+    stores,
+    apply: (c: AmoCommand): AmoResult => {
+      const r = amo.apply(c, stores);
+      amo.checkInvariants();
+      return r;
+    },
+    counter: () => counterValue(stores.app),
+    cached: (s: SessionId, n: number) => {
+      const r = amo.cachedResult(s, seq(n), stores.results);
+      return r === undefined ? undefined : dec.decode(r);
+    },
+    /** The cached results, decoded; a Counter's results are distinct values, so they tell which seqs are kept. */
+    results: () =>
+      stores.results
+        .entries()
+        .map(([, v]) => dec.decode(v))
+        .sort((x, y) => Number(x) - Number(y)),
+  };
+}
+
+/** A new wrapper that starts from `stores` (a copy) and the table that load() rebuilds from its sessions store. */
+function reloaded(stores: MapStores, options?: AmoOptions) {
+  const copy = cloneStores(stores);
+  const amo = new AmoApplication(new Counter(), options);
+  amo.load(copy.sessions.entries());
+  amo.checkInvariants();
+  return wrap(amo, copy);
+}
+
+const SMALL: AmoOptions = { maxSessions: 10, sessionTtlCommands: 100, maxWindow: 8 };
+
 describe('AmoApplication', () => {
-  it('applies each (session, seq) once and answers duplicates from its cache', () => {
-    const counter = new Counter();
-    const amo = new AmoApplication(counter);
-    const s = registered(amo.apply({ kind: 'register', nonce: 9 }));
-    expect(value(amo.apply(req(s, 0)))).toBe('1');
-    expect(value(amo.apply(req(s, 0)))).toBe('1');
-    expect(value(amo.apply(req(s, 1)))).toBe('2');
-    expect(value(amo.apply(req(s, 0)))).toBe('1');
-    expect(counter.value).toBe(2);
+  it('applies each (session, seq) once and answers duplicates from its results store', () => {
+    const t = setup();
+    const s = registered(t.apply({ kind: 'register', nonce: 9 }));
+    expect(value(t.apply(req(s, 0)))).toBe('1');
+    expect(value(t.apply(req(s, 0)))).toBe('1');
+    expect(value(t.apply(req(s, 1)))).toBe('2');
+    expect(value(t.apply(req(s, 0)))).toBe('1');
+    expect(t.counter()).toBe(2);
+    expect(t.cached(s, 0)).toBe('1');
+    expect(t.cached(s, 1)).toBe('2');
+    expect(t.cached(s, 2)).toBeUndefined(); // not applied yet
+    expect(t.results()).toEqual(['1', '2']);
+  });
+
+  it('answers a duplicate applied out of order (a later seq first) from the store, applying each once', () => {
+    const t = setup(SMALL);
+    const s = registered(t.apply({ kind: 'register', nonce: 1 }));
+    expect(value(t.apply(req(s, 2)))).toBe('1');
+    expect(value(t.apply(req(s, 0)))).toBe('2');
+    expect(value(t.apply(req(s, 2)))).toBe('1');
+    expect(value(t.apply(req(s, 1)))).toBe('3');
+    expect(value(t.apply(req(s, 0)))).toBe('2');
+    expect(t.counter()).toBe(3);
   });
 
   it('a retried registration gets the same session, not a new one', () => {
-    const amo = new AmoApplication(new Counter());
-    const a = registered(amo.apply({ kind: 'register', nonce: 5 }));
-    expect(registered(amo.apply({ kind: 'register', nonce: 5 }))).toBe(a);
-    expect(registered(amo.apply({ kind: 'register', nonce: 6 }))).not.toBe(a);
-    expect(amo.sessionCount()).toBe(2);
-    const copy = new AmoApplication(new Counter());
-    copy.restore(amo.snapshot());
+    const t = setup();
+    const a = registered(t.apply({ kind: 'register', nonce: 5 }));
+    expect(registered(t.apply({ kind: 'register', nonce: 5 }))).toBe(a);
+    const b = registered(t.apply({ kind: 'register', nonce: 6 }));
+    expect(b).not.toBe(a);
+    expect(t.amo.sessionCount()).toBe(2);
+    const copy = reloaded(t.stores);
     expect(registered(copy.apply({ kind: 'register', nonce: 5 }))).toBe(a);
+    expect(registered(copy.apply({ kind: 'register', nonce: 6 }))).toBe(b);
+    expect(copy.amo.sessionCount()).toBe(2);
+  });
+
+  it('a nonce whose session expired opens a new session, never an old id', () => {
+    const t = setup({ maxSessions: 10, sessionTtlCommands: 2, maxWindow: 8 });
+    const a = registered(t.apply({ kind: 'register', nonce: 5 }));
+    const other = registered(t.apply({ kind: 'register', nonce: 6 }));
+    for (let i = 0; i < 3; i++) t.apply(req(other, i, i));
+    expect(t.apply(req(a, 0)).kind).toBe('expired');
+    const again = registered(t.apply({ kind: 'register', nonce: 5 }));
+    expect(again).not.toBe(a);
+    expect(again).not.toBe(other);
   });
 
   it('forgets acknowledged results and refuses seqs below the mark', () => {
-    const amo = new AmoApplication(new Counter());
-    const s = registered(amo.apply({ kind: 'register', nonce: 1 }));
-    amo.apply(req(s, 0));
-    amo.apply(req(s, 1, 1));
-    expect(amo.cachedResult(s, seq(0))).toBeUndefined();
-    expect(amo.apply(req(s, 0)).kind).toBe('expired');
+    const t = setup();
+    const s = registered(t.apply({ kind: 'register', nonce: 1 }));
+    t.apply(req(s, 0));
+    t.apply(req(s, 1, 1));
+    expect(t.cached(s, 0)).toBeUndefined();
+    expect(t.apply(req(s, 0)).kind).toBe('expired');
+    expect(t.counter()).toBe(2);
+  });
+
+  it('deletes the stored results of acknowledged seqs as ackedBelow moves', () => {
+    const t = setup(SMALL);
+    const s = registered(t.apply({ kind: 'register', nonce: 1 }));
+    for (let i = 0; i < 3; i++) t.apply(req(s, i));
+    expect(t.results()).toEqual(['1', '2', '3']);
+    t.apply(req(s, 3, 2)); // acknowledges seqs 0 and 1
+    expect(t.results()).toEqual(['3', '4']);
+    t.apply(req(s, 3, 1)); // a delayed duplicate with an older mark: changes nothing
+    expect(t.results()).toEqual(['3', '4']);
+    expect(t.counter()).toBe(4);
+    t.apply(req(s, 6, 6)); // acknowledges every seq it holds (and the two it never saw)
+    expect(t.results()).toEqual(['5']);
+    expect(t.stores.results.size).toBe(1);
+    expect(t.cached(s, 6)).toBe('5');
+    for (const n of [2, 3, 4, 5]) expect(t.apply(req(s, n, 6)).kind).toBe('expired');
+    expect(t.counter()).toBe(5);
   });
 
   it('refuses a seq past the window instead of caching without bound', () => {
-    const amo = new AmoApplication(new Counter(), { maxSessions: 10, sessionTtlCommands: 100, maxWindow: 4 });
-    const s = registered(amo.apply({ kind: 'register', nonce: 1 }));
-    expect(amo.apply(req(s, 4)).kind).toBe('expired');
-    expect(amo.apply(req(s, 3)).kind).toBe('result');
+    const t = setup({ maxSessions: 10, sessionTtlCommands: 100, maxWindow: 4 });
+    const s = registered(t.apply({ kind: 'register', nonce: 1 }));
+    expect(t.apply(req(s, 4)).kind).toBe('expired');
+    expect(t.counter()).toBe(0);
+    expect(t.stores.results.size).toBe(0);
+    expect(t.apply(req(s, 3)).kind).toBe('result');
+    expect(t.counter()).toBe(1);
+  });
+
+  it('answers a request of an unknown session as expired, without applying it', () => {
+    const t = setup();
+    expect(t.apply(req(sessionId(42), 0))).toEqual({ kind: 'expired', session: 42, seq: 0 });
+    expect(t.counter()).toBe(0);
+    expect(t.stores.results.size).toBe(0);
   });
 
   it('expires idle sessions by applied-command count, deterministically', () => {
-    const amo = new AmoApplication(new Counter(), { maxSessions: 10, sessionTtlCommands: 3, maxWindow: 8 });
-    const idle = registered(amo.apply({ kind: 'register', nonce: 1 }));
-    const busy = registered(amo.apply({ kind: 'register', nonce: 2 }));
-    for (let i = 0; i < 4; i++) amo.apply(req(busy, i, i));
-    expect(amo.apply(req(idle, 0)).kind).toBe('expired');
-    expect(amo.apply(req(busy, 4, 4)).kind).toBe('result');
-    expect(amo.sessionCount()).toBe(1);
+    const t = setup({ maxSessions: 10, sessionTtlCommands: 3, maxWindow: 8 });
+    const idle = registered(t.apply({ kind: 'register', nonce: 1 }));
+    const busy = registered(t.apply({ kind: 'register', nonce: 2 }));
+    for (let i = 0; i < 4; i++) t.apply(req(busy, i, i));
+    expect(t.apply(req(idle, 0)).kind).toBe('expired');
+    expect(t.apply(req(busy, 4, 4)).kind).toBe('result');
+    expect(t.amo.sessionCount()).toBe(1);
+  });
+
+  it('deletes the results and the record of a session that expires', () => {
+    const t = setup({ maxSessions: 10, sessionTtlCommands: 3, maxWindow: 8 });
+    const a = registered(t.apply({ kind: 'register', nonce: 1 }));
+    t.apply(req(a, 0)); // '1'
+    t.apply(req(a, 1)); // '2'
+    const b = registered(t.apply({ kind: 'register', nonce: 2 }));
+    t.apply(req(b, 0)); // '3'
+    expect(t.results()).toEqual(['1', '2', '3']);
+    expect(t.stores.sessions.size).toBe(3); // meta + two sessions
+    t.apply(req(b, 1, 1)); // '4'; acknowledges '3'
+    t.apply(req(b, 2, 2)); // '5'; acknowledges '4'; a has been idle for 4 commands now
+    expect(t.amo.sessionCount()).toBe(1);
+    expect(t.results()).toEqual(['5']);
+    expect(t.stores.sessions.keys()).toHaveLength(2); // meta + b
+    expect(t.cached(a, 0)).toBeUndefined();
+    expect(t.apply(req(a, 1)).kind).toBe('expired');
+    expect(t.counter()).toBe(5);
   });
 
   it('keeps at most maxSessions, expiring the least recently active', () => {
-    const amo = new AmoApplication(new Counter(), { maxSessions: 2, sessionTtlCommands: 1000, maxWindow: 8 });
-    const a = registered(amo.apply({ kind: 'register', nonce: 1 }));
-    const b = registered(amo.apply({ kind: 'register', nonce: 2 }));
-    amo.apply(req(a, 0));
-    registered(amo.apply({ kind: 'register', nonce: 3 }));
-    expect(amo.sessionCount()).toBe(2);
-    expect(amo.apply(req(b, 0)).kind).toBe('expired');
-    expect(amo.apply(req(a, 1)).kind).toBe('result');
+    const t = setup({ maxSessions: 2, sessionTtlCommands: 1000, maxWindow: 8 });
+    const a = registered(t.apply({ kind: 'register', nonce: 1 }));
+    const b = registered(t.apply({ kind: 'register', nonce: 2 }));
+    t.apply(req(a, 0));
+    registered(t.apply({ kind: 'register', nonce: 3 }));
+    expect(t.amo.sessionCount()).toBe(2);
+    expect(t.apply(req(b, 0)).kind).toBe('expired');
+    expect(t.apply(req(a, 1)).kind).toBe('result');
   });
 
-  it('a restored snapshot deduplicates exactly as the original', () => {
-    const counter = new Counter();
-    const amo = new AmoApplication(counter);
-    const s = registered(amo.apply({ kind: 'register', nonce: 1 }));
-    amo.apply(req(s, 0));
-    amo.apply(req(s, 1));
-    const copyCounter = new Counter();
-    const copy = new AmoApplication(copyCounter);
-    copy.restore(amo.snapshot());
-    expect(copy.snapshot()).toEqual(amo.snapshot());
-    for (const app of [amo, copy]) {
-      expect(value(app.apply(req(s, 1)))).toBe('2'); // a duplicate: answered from the cache
-      expect(value(app.apply(req(s, 2, 2)))).toBe('3');
+  it('deletes the results of an evicted session, and keeps the others', () => {
+    const t = setup({ maxSessions: 2, sessionTtlCommands: 1000, maxWindow: 8 });
+    const a = registered(t.apply({ kind: 'register', nonce: 1 }));
+    const b = registered(t.apply({ kind: 'register', nonce: 2 }));
+    t.apply(req(b, 0)); // '1'
+    t.apply(req(b, 1)); // '2'
+    t.apply(req(a, 0)); // '3': a is now the more recently active
+    expect(t.results()).toEqual(['1', '2', '3']);
+    registered(t.apply({ kind: 'register', nonce: 3 })); // evicts b
+    expect(t.results()).toEqual(['3']);
+    expect(t.stores.sessions.size).toBe(3); // meta + a + the new one
+    expect(value(t.apply(req(a, 0)))).toBe('3'); // a's duplicate is still answered from the store
+    expect(t.apply(req(b, 0)).kind).toBe('expired');
+    expect(t.counter()).toBe(3);
+  });
+
+  it('answers reads through inner.query, in log order, and never caches them', () => {
+    const t = setup(SMALL);
+    const s = registered(t.apply({ kind: 'register', nonce: 1 }));
+    t.apply(req(s, 0));
+    const resultsBefore = t.stores.results.dump();
+    const writesBefore = { results: t.stores.results.writes, app: t.stores.app.writes };
+    const read = t.apply({ kind: 'read', id: 77, command: READ });
+    expect(read.kind).toBe('read');
+    if (read.kind !== 'read') return;
+    expect(read.id).toBe(77);
+    expect(dec.decode(read.result)).toBe('1');
+    expect(t.stores.results.dump()).toEqual(resultsBefore);
+    expect({ results: t.stores.results.writes, app: t.stores.app.writes }).toEqual(writesBefore);
+    t.apply(req(s, 1));
+    // The same read id again reads again: it sees the increment applied since.
+    const again = t.apply({ kind: 'read', id: 77, command: READ });
+    expect(again.kind === 'read' && dec.decode(again.result)).toBe('2');
+    expect(t.counter()).toBe(2);
+    expect(t.results()).toEqual(['1', '2']); // no result stored for either read
+  });
+
+  it('a read that would write is refused by inner.query and changes nothing', () => {
+    const t = setup(SMALL);
+    const r = t.apply({ kind: 'read', id: 1, command: INCREMENT });
+    expect(r).toEqual({ kind: 'read', id: 1, result: REFUSED });
+    expect(t.counter()).toBe(0);
+    expect(t.stores.app.writes).toBe(0);
+    expect(t.stores.results.writes).toBe(0);
+    expect(t.amo.sessionCount()).toBe(0);
+  });
+
+  it('load() rebuilds the table from the sessions store: duplicates, expiry and eviction go on identically', () => {
+    const options: AmoOptions = { maxSessions: 3, sessionTtlCommands: 6, maxWindow: 8 };
+    const t = setup(options);
+    const a = registered(t.apply({ kind: 'register', nonce: 1 }));
+    const b = registered(t.apply({ kind: 'register', nonce: 2 }));
+    const idle = registered(t.apply({ kind: 'register', nonce: 3 }));
+    t.apply(req(idle, 0)); // '1'
+    t.apply(req(b, 0)); // '2'
+    t.apply(req(b, 1)); // '3'
+    t.apply(req(a, 0)); // '4': a (the lowest id) is the most recently active
+    t.apply(req(a, 1)); // '5'
+    t.apply(req(a, 2, 1)); // '6': acknowledges '4'
+    t.apply(req(b, 2)); // '7'
+    t.apply(req(a, 3, 2)); // '8'; idle's last activity was 7 commands ago: it expires here
+    expect(t.amo.sessionCount()).toBe(2);
+    expect(t.stores.sessions.get(AMO_META_KEY)).toBeDefined();
+
+    const copy = reloaded(t.stores, options);
+    expect(copy.amo.sessionCount()).toBe(2);
+    // The same commands from here on give the same results and leave the same stores.
+    const script: AmoCommand[] = [
+      req(a, 2, 2), // a duplicate: answered from the results store
+      req(b, 0), // a duplicate
+      req(a, 1, 2), // acknowledged: expired
+      req(idle, 0), // expired before the reload: stays expired
+      { kind: 'register', nonce: 1 }, // a retried registration: the same session
+      { kind: 'register', nonce: 3 }, // idle's nonce: a new session, with a new id
+      { kind: 'read', id: 5, command: READ },
+      { kind: 'register', nonce: 4 }, // a fourth session: evicts the least recently active (b)
+      req(a, 4, 4),
+      req(b, 3),
+      { kind: 'read', id: 6, command: READ },
+      { kind: 'read', id: 7, command: READ },
+      // The session opened for nonce 3 (id 4: ids go on from the stored counter) has been
+      // idle for 7 commands (counted on from the stored count): it expires.
+      req(sessionId(4), 0),
+    ];
+    const outcomes = [t, copy].map((x) => script.map((c) => x.apply(c)));
+    expect(outcomes[1]).toEqual(outcomes[0]);
+    const got = outcomes[0] ?? [];
+    expect(value(got[0] as AmoResult)).toBe('6');
+    expect(value(got[1] as AmoResult)).toBe('2');
+    expect(got[2]?.kind).toBe('expired');
+    expect(got[3]?.kind).toBe('expired');
+    expect(got[4]).toEqual({ kind: 'registered', nonce: 1, session: a });
+    expect(got[5]).toEqual({ kind: 'registered', nonce: 3, session: sessionId(4) });
+    expect(got[6]).toMatchObject({ kind: 'read', id: 5 });
+    expect(value(got[8] as AmoResult)).toBe('9');
+    expect(got[9]?.kind).toBe('expired'); // b was evicted
+    expect(got[12]).toEqual({ kind: 'expired', session: 4, seq: 0 });
+    expect(copy.counter()).toBe(9);
+    for (const store of ['sessions', 'results', 'app'] as const) {
+      expect(copy.stores[store].dump(), store).toEqual(t.stores[store].dump());
     }
-    expect(copyCounter.value).toBe(3);
-    expect(copy.snapshot()).toEqual(amo.snapshot());
+  });
+
+  it('load() over an empty sessions store gives an empty table, and replaces what was there', () => {
+    const t = setup(SMALL);
+    const s = registered(t.apply({ kind: 'register', nonce: 1 }));
+    t.apply(req(s, 0));
+    t.amo.load([]);
+    t.amo.checkInvariants();
+    expect(t.amo.sessionCount()).toBe(0);
+    expect(t.apply(req(s, 0)).kind).toBe('expired');
+    expect(registered(t.apply({ kind: 'register', nonce: 1 }))).toBe(sessionId(1)); // ids start over too
   });
 });
 

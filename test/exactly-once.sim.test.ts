@@ -63,6 +63,7 @@ describe('exactly-once RPC in simulation', () => {
           env.send(from, { type: 'ClientResult', result: { kind: 'registered', nonce: c.nonce, session: sessionId(1) } });
           return;
         }
+        if (c.kind !== 'request') return;
         counter.value += 1;
         const result = new TextEncoder().encode(String(counter.value));
         env.send(from, { type: 'ClientResult', result: { kind: 'result', session: c.session, seq: c.seq, result } });

@@ -1,5 +1,7 @@
 // Unit and property tests of the replicated KV application (DESIGN.md 2.2,
-// 2.4), driven through the same byte codec the replicas see.
+// 2.4), driven through the same byte codec the replicas see. The application
+// is stateless: its state lives in the store it is handed (an in-memory
+// MapStore here, test/support/map-store.ts).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { seq, type SessionId } from '../src/core/ids.js';
@@ -20,16 +22,25 @@ import {
   MAX_VALUE_BYTES,
   utf8Length,
   validateCommand,
+  validateKey,
+  validateValue,
 } from '../src/kv/limits.js';
 import type { KvCommand, KvErrorCodeName, KvResult } from '../src/kv/messages.js';
 import { AmoApplication } from '../src/rpc/amo-application.js';
 import { WireError } from '../src/rpc/codec.js';
+import { MapStore, mapStores } from './support/map-store.js';
 
 const enc = new TextEncoder();
 const bytes = (s: string) => enc.encode(s);
 
-function run(app: KvApplication, command: KvCommand): KvResult {
-  return decodeKvResult(app.apply(encodeKvCommand(command)));
+const app = new KvApplication(); // stateless: one instance serves every store
+
+function run(store: MapStore, command: KvCommand): KvResult {
+  return decodeKvResult(app.apply(encodeKvCommand(command), store));
+}
+
+function query(store: MapStore, command: KvCommand): KvResult {
+  return decodeKvResult(app.query(encodeKvCommand(command), store));
 }
 
 const get = (key: string): KvCommand => ({ kind: 'get', key });
@@ -45,51 +56,133 @@ function errorCode(r: KvResult): KvErrorCodeName {
   return r.code;
 }
 
-function stateOf(app: KvApplication): Uint8Array {
-  return app.snapshot();
+/** The invariant of the stored state: every key and value within the limits. */
+function checkStored(store: MapStore): void {
+  for (const [k, v] of store.entries()) {
+    expect(validateKey(k), `stored key ${JSON.stringify(k.slice(0, 32))}`).toBeUndefined();
+    expect(validateValue(v)).toBeUndefined();
+  }
 }
 
 describe('KvApplication: get, put, delete', () => {
-  it('round-trips put, get, overwrite and delete through the codec', () => {
-    const app = new KvApplication();
-    expect(run(app, put('a', 'one'))).toEqual({ kind: 'done' });
-    expect(run(app, get('a'))).toEqual({ kind: 'value', value: bytes('one') });
-    expect(run(app, put('a', 'two'))).toEqual({ kind: 'done' });
-    expect(run(app, get('a'))).toEqual({ kind: 'value', value: bytes('two') });
-    expect(run(app, del('a'))).toEqual({ kind: 'done' });
-    expect(run(app, get('a'))).toEqual({ kind: 'value', value: undefined });
-    expect(run(app, del('a'))).toEqual({ kind: 'done' }); // deleting an absent key is not an error
-    expect(app.size()).toBe(0);
+  it('round-trips put, get, overwrite and delete through the codec, keeping the data in the store', () => {
+    const store = new MapStore();
+    expect(run(store, put('a', 'one'))).toEqual({ kind: 'done' });
+    expect(store.get('a')).toEqual(bytes('one'));
+    expect(run(store, get('a'))).toEqual({ kind: 'value', value: bytes('one') });
+    expect(run(store, put('a', 'two'))).toEqual({ kind: 'done' });
+    expect(run(store, get('a'))).toEqual({ kind: 'value', value: bytes('two') });
+    expect(store.dump()).toEqual([['a', [...bytes('two')]]]);
+    expect(run(store, del('a'))).toEqual({ kind: 'done' });
+    expect(run(store, get('a'))).toEqual({ kind: 'value', value: undefined });
+    expect(run(store, del('a'))).toEqual({ kind: 'done' }); // deleting an absent key is not an error
+    expect(store.size).toBe(0);
+  });
+
+  it('reads what the store holds, whoever wrote it (a restarted replica reads its disk)', () => {
+    const store = new MapStore([['k', bytes('from disk')]]);
+    expect(run(store, get('k'))).toEqual({ kind: 'value', value: bytes('from disk') });
+    expect(query(store, get('k'))).toEqual({ kind: 'value', value: bytes('from disk') });
+  });
+
+  it('a get writes nothing', () => {
+    const store = new MapStore([['k', bytes('v')]]);
+    run(store, get('k'));
+    run(store, get('absent'));
+    expect(store.writes).toBe(0);
   });
 
   it('tells an absent key (found=false) from a present empty value (found=true, 0 bytes)', () => {
-    const app = new KvApplication();
-    run(app, put('empty', new Uint8Array()));
-    expect(run(app, get('empty'))).toEqual({ kind: 'value', value: new Uint8Array() });
-    expect(run(app, get('absent'))).toEqual({ kind: 'value', value: undefined });
-    const onWire = (key: string) => wire.KvResult.decode(app.apply(encodeKvCommand(get(key)))).kind;
+    const store = new MapStore();
+    run(store, put('empty', new Uint8Array()));
+    expect(run(store, get('empty'))).toEqual({ kind: 'value', value: new Uint8Array() });
+    expect(run(store, get('absent'))).toEqual({ kind: 'value', value: undefined });
+    const onWire = (key: string) => wire.KvResult.decode(app.apply(encodeKvCommand(get(key)), store)).kind;
     expect(onWire('empty')).toEqual({ $case: 'value', value: { found: true, value: new Uint8Array() } });
     expect(onWire('absent')).toEqual({ $case: 'value', value: { found: false, value: new Uint8Array() } });
   });
 
-  it('keeps its own copy of a put value, not a view of the command buffer', () => {
-    const app = new KvApplication();
+  it('stores the value bytes exactly, from a command at an offset in a larger buffer', () => {
+    const store = new MapStore();
     const command = encodeKvCommand(put('k', 'abc'));
-    app.apply(command);
-    command.fill(0x7a);
-    expect(app.get('k')).toEqual(bytes('abc'));
-    app.get('k')?.fill(0); // get() hands out a copy too
-    expect(app.get('k')).toEqual(bytes('abc'));
+    const framed = new Uint8Array(command.length + 8).fill(0x55);
+    framed.set(command, 4);
+    expect(decodeKvResult(app.apply(framed.subarray(4, 4 + command.length), store))).toEqual({ kind: 'done' });
+    framed.fill(0x7a); // the store holds its own copy (as the storage port does), not a view of the command
+    expect(store.get('k')).toEqual(bytes('abc'));
+    const result = app.apply(encodeKvCommand(get('k')), store);
+    result.fill(0); // a result is fresh bytes, not a view of the stored value
+    expect(store.get('k')).toEqual(bytes('abc'));
   });
 
   it('takes unicode keys, distinct by code point', () => {
-    const app = new KvApplication();
-    run(app, put('ключ', '1'));
-    run(app, put('🔑', '2'));
-    run(app, put('e\u0301', '3')); // not normalized: distinct from 'é'
-    expect(run(app, get('ключ'))).toEqual({ kind: 'value', value: bytes('1') });
-    expect(run(app, get('🔑'))).toEqual({ kind: 'value', value: bytes('2') });
-    expect(run(app, get('é'))).toEqual({ kind: 'value', value: undefined });
+    const store = new MapStore();
+    run(store, put('ключ', '1'));
+    run(store, put('🔑', '2'));
+    run(store, put('e\u0301', '3')); // not normalized: distinct from 'é'
+    expect(run(store, get('ключ'))).toEqual({ kind: 'value', value: bytes('1') });
+    expect(run(store, get('🔑'))).toEqual({ kind: 'value', value: bytes('2') });
+    expect(run(store, get('é'))).toEqual({ kind: 'value', value: undefined });
+    expect(store.keys()).toEqual(['e\u0301', 'ключ', '🔑']);
+  });
+
+  it('ends with the same stored state whatever the order of puts to distinct keys', () => {
+    const pairs: [string, string][] = [
+      ['b', '2'],
+      ['a', '1'],
+      ['ключ', '3'],
+      ['🔑', '4'],
+      ['\uffff', '5'],
+      ['empty', ''],
+    ];
+    const forward = new MapStore();
+    const backward = new MapStore();
+    for (const [k, v] of pairs) run(forward, put(k, v));
+    for (const [k, v] of [...pairs].reverse()) run(backward, put(k, v));
+    expect(forward.dump()).toEqual(backward.dump());
+    expect(forward.size).toBe(pairs.length);
+    for (const [k, v] of pairs) expect(run(backward, get(k))).toEqual({ kind: 'value', value: bytes(v) });
+  });
+});
+
+describe('KvApplication: query (reads outside the exactly-once table)', () => {
+  it('answers a get like apply does', () => {
+    const store = new MapStore();
+    run(store, put('a', 'one'));
+    run(store, put('empty', new Uint8Array()));
+    for (const key of ['a', 'empty', 'absent']) expect(query(store, get(key))).toEqual(run(store, get(key)));
+    expect(query(store, get('absent'))).toEqual({ kind: 'value', value: undefined });
+  });
+
+  it('refuses a put or a delete with an error result, and never writes', () => {
+    const store = new MapStore([['k', bytes('v')]]);
+    const before = store.dump();
+    expect(query(store, put('k', 'other'))).toEqual({ kind: 'error', code: 'MALFORMED_COMMAND', message: 'a put is not a read' });
+    expect(query(store, put('new', 'x'))).toMatchObject({ kind: 'error', code: 'MALFORMED_COMMAND' });
+    expect(query(store, del('k'))).toEqual({ kind: 'error', code: 'MALFORMED_COMMAND', message: 'a delete is not a read' });
+    expect(store.writes).toBe(0);
+    expect(store.dump()).toEqual(before);
+  });
+
+  it('checks the limits and the bytes like apply', () => {
+    const store = new MapStore();
+    expect(errorCode(query(store, get('')))).toBe('EMPTY_KEY');
+    expect(errorCode(query(store, get('k'.repeat(MAX_KEY_BYTES + 1))))).toBe('KEY_TOO_LARGE');
+    expect(errorCode(query(store, put('k', new Uint8Array(MAX_VALUE_BYTES + 1))))).toBe('VALUE_TOO_LARGE');
+    expect(errorCode(decodeKvResult(app.query(new Uint8Array([0xff, 0xff, 0xff]), store)))).toBe('MALFORMED_COMMAND');
+    expect(store.writes).toBe(0);
+  });
+
+  it('never throws or writes on arbitrary bytes, and answers with a decodable result', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (input) => {
+        const store = new MapStore([['k', bytes('v')]]);
+        const r = decodeKvResult(app.query(input, store));
+        expect(['value', 'error']).toContain(r.kind);
+        expect(store.writes).toBe(0);
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
 
@@ -100,39 +193,42 @@ describe('KvApplication: limits', () => {
   const wideKey = '€'.repeat(342);
 
   it('accepts a key and a value exactly at the limits', () => {
-    const app = new KvApplication();
-    expect(run(app, put(atKeyLimit, new Uint8Array(MAX_VALUE_BYTES)))).toEqual({ kind: 'done' });
-    expect(app.get(atKeyLimit)?.byteLength).toBe(MAX_VALUE_BYTES);
+    const store = new MapStore();
+    expect(run(store, put(atKeyLimit, new Uint8Array(MAX_VALUE_BYTES)))).toEqual({ kind: 'done' });
+    expect(store.get(atKeyLimit)?.byteLength).toBe(MAX_VALUE_BYTES);
   });
 
   it('refuses oversized keys on every command, counting UTF-8 bytes, and changes nothing', () => {
-    const app = new KvApplication();
-    run(app, put('keep', 'v'));
-    const before = stateOf(app);
+    const store = new MapStore();
+    run(store, put('keep', 'v'));
+    const before = store.dump();
+    const writes = store.writes;
     for (const key of [pastKeyLimit, wideKey]) {
       for (const command of [put(key, 'v'), get(key), del(key)]) {
-        expect(errorCode(run(app, command))).toBe('KEY_TOO_LARGE');
+        expect(errorCode(run(store, command))).toBe('KEY_TOO_LARGE');
       }
     }
-    expect(stateOf(app)).toEqual(before);
+    expect(store.dump()).toEqual(before);
+    expect(store.writes).toBe(writes);
   });
 
   it('refuses an oversized value and keeps the old one', () => {
-    const app = new KvApplication();
-    run(app, put('k', 'old'));
-    const r = run(app, put('k', new Uint8Array(MAX_VALUE_BYTES + 1)));
+    const store = new MapStore();
+    run(store, put('k', 'old'));
+    const r = run(store, put('k', new Uint8Array(MAX_VALUE_BYTES + 1)));
     expect(r).toEqual({
       kind: 'error',
       code: 'VALUE_TOO_LARGE',
       message: `value is ${MAX_VALUE_BYTES + 1} bytes; the limit is ${MAX_VALUE_BYTES}`,
     });
-    expect(app.get('k')).toEqual(bytes('old'));
+    expect(store.get('k')).toEqual(bytes('old'));
   });
 
   it('refuses the empty key on every command', () => {
-    const app = new KvApplication();
-    for (const command of [put('', 'v'), get(''), del('')]) expect(errorCode(run(app, command))).toBe('EMPTY_KEY');
-    expect(app.size()).toBe(0);
+    const store = new MapStore();
+    for (const command of [put('', 'v'), get(''), del('')]) expect(errorCode(run(store, command))).toBe('EMPTY_KEY');
+    expect(store.size).toBe(0);
+    expect(store.writes).toBe(0);
   });
 
   it('checks the key before the value', () => {
@@ -153,21 +249,24 @@ describe('KvApplication: malformed commands', () => {
   ];
 
   it.each(malformed)('answers %s with MALFORMED_COMMAND, without throwing or changing state', (_, input) => {
-    const app = new KvApplication();
-    run(app, put('keep', 'v'));
-    const before = stateOf(app);
-    const r = decodeKvResult(app.apply(input));
+    const store = new MapStore();
+    run(store, put('keep', 'v'));
+    const before = store.dump();
+    const writes = store.writes;
+    const r = decodeKvResult(app.apply(input, store));
     expect(errorCode(r)).toBe('MALFORMED_COMMAND');
-    expect(stateOf(app)).toEqual(before);
+    expect(store.dump()).toEqual(before);
+    expect(store.writes).toBe(writes);
   });
 
-  it('never throws on arbitrary bytes, and answers with a decodable result', () => {
+  it('never throws on arbitrary bytes, answers with a decodable result, and stores only what is within the limits', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (input) => {
-        const app = new KvApplication();
-        const r = decodeKvResult(app.apply(input));
+        const store = new MapStore();
+        const r = decodeKvResult(app.apply(input, store));
         expect(['value', 'done', 'error']).toContain(r.kind);
-        app.checkInvariants();
+        if (r.kind !== 'done') expect(store.writes).toBe(0);
+        checkStored(store);
       }),
       { numRuns: 2000 },
     );
@@ -177,66 +276,6 @@ describe('KvApplication: malformed commands', () => {
     const thrown = catchError(() => decodeKvCommand(new Uint8Array([0xff, 0xff, 0xff])));
     expect(thrown).toBeInstanceOf(KvInputError);
     expect(thrown).toMatchObject({ code: 'MALFORMED_COMMAND' });
-  });
-});
-
-describe('KvApplication: snapshot and restore', () => {
-  const pairs: [string, string][] = [
-    ['b', '2'],
-    ['a', '1'],
-    ['ключ', '3'],
-    ['🔑', '4'],
-    ['\uffff', '5'],
-    ['empty', ''],
-  ];
-
-  it('restores identical state, and snapshots are byte-identical whatever the insertion order', () => {
-    const forward = new KvApplication();
-    const backward = new KvApplication();
-    for (const [k, v] of pairs) run(forward, put(k, v));
-    for (const [k, v] of [...pairs].reverse()) run(backward, put(k, v));
-    expect(forward.snapshot()).toEqual(backward.snapshot());
-
-    const restored = new KvApplication();
-    restored.restore(forward.snapshot());
-    expect(restored.size()).toBe(pairs.length);
-    for (const [k, v] of pairs) expect(run(restored, get(k))).toEqual({ kind: 'value', value: bytes(v) });
-    expect(restored.snapshot()).toEqual(forward.snapshot());
-  });
-
-  it('replaces the whole state on restore and does not alias the snapshot buffer', () => {
-    const source = new KvApplication();
-    run(source, put('x', 'from snapshot'));
-    const snapshot = source.snapshot();
-    const app = new KvApplication();
-    run(app, put('stale', 'gone after restore'));
-    app.restore(snapshot);
-    snapshot.fill(0);
-    expect(app.get('stale')).toBeUndefined();
-    expect(app.get('x')).toEqual(bytes('from snapshot'));
-  });
-
-  it('refuses a corrupt or unsorted snapshot with a WireError and keeps its state', () => {
-    const app = new KvApplication();
-    run(app, put('keep', 'v'));
-    const before = stateOf(app);
-    const unsorted = wire.KvSnapshot.encode({
-      entries: [
-        { key: 'b', value: bytes('2') },
-        { key: 'a', value: bytes('1') },
-      ],
-    }).finish();
-    const duplicate = wire.KvSnapshot.encode({
-      entries: [
-        { key: 'a', value: bytes('1') },
-        { key: 'a', value: bytes('2') },
-      ],
-    }).finish();
-    const emptyKey = wire.KvSnapshot.encode({ entries: [{ key: '', value: bytes('1') }] }).finish();
-    for (const bad of [new Uint8Array([0xff, 0xff, 0xff]), unsorted, duplicate, emptyKey]) {
-      expect(catchError(() => app.restore(bad))).toBeInstanceOf(WireError);
-    }
-    expect(stateOf(app)).toEqual(before);
   });
 });
 
@@ -263,24 +302,24 @@ describe('KvApplication against a Map model', () => {
     return { kind: 'done' };
   }
 
-  it('answers and ends like the model; a replica restored midway ends identical', () => {
+  it('answers and ends like the model; a replica that starts from a copy of the store midway ends identical', () => {
     fc.assert(
       fc.property(fc.array(commandArb, { maxLength: 60 }), fc.nat(), (commands, cut) => {
-        const app = new KvApplication();
+        const store = new MapStore();
         const model = new Map<string, Uint8Array>();
         const split = commands.length === 0 ? 0 : cut % commands.length;
-        const late = new KvApplication();
+        let late: MapStore | undefined; // installed midway, as a state transfer does
         commands.forEach((c, i) => {
-          if (i === split) late.restore(app.snapshot());
-          const r = run(app, c);
+          if (i === split) late = store.clone();
+          const r = run(store, c);
           expect(r).toEqual(modelApply(model, c));
-          if (i >= split) expect(run(late, c)).toEqual(r);
+          if (c.kind === 'get') expect(query(store, c)).toEqual(r);
+          if (late !== undefined) expect(run(late, c)).toEqual(r);
         });
-        app.checkInvariants();
-        expect(app.size()).toBe(model.size);
-        for (const [k, v] of model) expect(app.get(k)).toEqual(v);
-        expect(app.snapshot()).toEqual(encodeKvSnapshot(model));
-        if (commands.length > 0) expect(late.snapshot()).toEqual(app.snapshot());
+        checkStored(store);
+        expect(store.size).toBe(model.size);
+        for (const [k, v] of model) expect(store.get(k)).toEqual(v);
+        if (late !== undefined) expect(late.dump()).toEqual(store.dump());
       }),
       { numRuns: 300 },
     );
@@ -289,18 +328,41 @@ describe('KvApplication against a Map model', () => {
 
 describe('KvApplication behind the exactly-once wrapper', () => {
   it('applies a retried put once: a duplicate after a delete does not resurrect the key', () => {
-    const kv = new KvApplication();
-    const amo = new AmoApplication(kv);
-    const reg = amo.apply({ kind: 'register', nonce: 1 });
+    const stores = mapStores();
+    const amo = new AmoApplication(new KvApplication());
+    const reg = amo.apply({ kind: 'register', nonce: 1 }, stores);
     if (reg.kind !== 'registered') throw new Error('expected registered');
     const request = (session: SessionId, s: number, command: KvCommand) =>
-      amo.apply({ kind: 'request', session, seq: seq(s), ackedBelow: seq(0), command: encodeKvCommand(command) });
+      amo.apply(
+        { kind: 'request', session, seq: seq(s), ackedBelow: seq(0), command: encodeKvCommand(command) },
+        stores,
+      );
     request(reg.session, 0, put('k', 'v'));
     request(reg.session, 1, del('k'));
     const retried = request(reg.session, 0, put('k', 'v'));
     expect(retried.kind).toBe('result');
     if (retried.kind === 'result') expect(decodeKvResult(retried.result)).toEqual({ kind: 'done' });
-    expect(kv.get('k')).toBeUndefined();
+    expect(stores.app.get('k')).toBeUndefined();
+  });
+
+  it('answers a read through query, seeing every write before it, and keeps nothing for it', () => {
+    const stores = mapStores();
+    const amo = new AmoApplication(new KvApplication());
+    const reg = amo.apply({ kind: 'register', nonce: 1 }, stores);
+    if (reg.kind !== 'registered') throw new Error('expected registered');
+    amo.apply(
+      { kind: 'request', session: reg.session, seq: seq(0), ackedBelow: seq(0), command: encodeKvCommand(put('k', 'v')) },
+      stores,
+    );
+    const results = stores.results.dump();
+    const read = amo.apply({ kind: 'read', id: 3, command: encodeKvCommand(get('k')) }, stores);
+    expect(read.kind).toBe('read');
+    if (read.kind === 'read') expect(decodeKvResult(read.result)).toEqual({ kind: 'value', value: bytes('v') });
+    const write = amo.apply({ kind: 'read', id: 4, command: encodeKvCommand(del('k')) }, stores);
+    if (write.kind !== 'read') throw new Error(`expected read, got ${write.kind}`);
+    expect(errorCode(decodeKvResult(write.result))).toBe('MALFORMED_COMMAND');
+    expect(stores.app.get('k')).toEqual(bytes('v'));
+    expect(stores.results.dump()).toEqual(results);
   });
 });
 
@@ -357,6 +419,24 @@ describe('codec', () => {
     const decoded = decodeKvSnapshot(encodeKvSnapshot(m));
     expect([...decoded.keys()]).toEqual(['a', 'z']);
     expect(decoded).toEqual(m);
+  });
+
+  it('refuses a corrupt or unsorted snapshot with a WireError', () => {
+    const unsorted = wire.KvSnapshot.encode({
+      entries: [
+        { key: 'b', value: bytes('2') },
+        { key: 'a', value: bytes('1') },
+      ],
+    }).finish();
+    const duplicate = wire.KvSnapshot.encode({
+      entries: [
+        { key: 'a', value: bytes('1') },
+        { key: 'a', value: bytes('2') },
+      ],
+    }).finish();
+    for (const bad of [new Uint8Array([0xff, 0xff, 0xff]), unsorted, duplicate]) {
+      expect(catchError(() => decodeKvSnapshot(bad))).toBeInstanceOf(WireError);
+    }
   });
 
   it('refuses bad results with a WireError', () => {

@@ -2,21 +2,24 @@
 import { describe, expect, it } from 'vitest';
 import { BOTTOM_BALLOT, type Ballot, ballot, type NodeId, nodeId, slot } from '../src/core/ids.js';
 import { Leader } from '../src/paxos/leader.js';
-import type { ServerMessage } from '../src/paxos/messages.js';
+import type { PaxosMessage } from '../src/paxos/messages.js';
 
 const [a, b, c] = [nodeId('a'), nodeId('b'), nodeId('c')];
+/** An opaque command: Paxos never looks inside. */
+const cmd = (n: number): Uint8Array => new Uint8Array([n & 0xff, 1, 2, 3]);
 
 function leader() {
-  const sent: Array<{ to: NodeId; m: ServerMessage }> = [];
+  const sent: Array<{ to: NodeId; m: PaxosMessage }> = [];
   let promised: Ballot = BOTTOM_BALLOT;
   const replica = { applied: 0 };
   const l = new Leader(
-    { self: a, members: [a, b, c], window: 8, maxBatch: 4, electionTicks: 1 },
+    { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 1 },
     {
       send: (to, m) => sent.push({ to, m }),
       random: () => 0,
       firstUnapplied: () => slot(replica.applied),
       promised: () => promised,
+      mayRun: () => true,
     },
   );
   /** Ticks until a scout runs, then lets b and c promise with nothing accepted. */
@@ -39,8 +42,8 @@ describe('Leader', () => {
     const { l, sent, elect, p2aSlots } = leader();
     elect();
     expect(l.isActive()).toBe(true);
-    l.propose([{ kind: 'register', nonce: 1 }], a);
-    l.propose([{ kind: 'register', nonce: 2 }], a);
+    l.propose([cmd(1)], a);
+    l.propose([cmd(2)], a);
     expect(p2aSlots()).toEqual([0, 1]);
     // Preempted before anyone accepted slots 0 and 1.
     l.onHeartbeat(ballot(50, b));
@@ -53,18 +56,18 @@ describe('Leader', () => {
     }
     expect(l.isActive()).toBe(true);
     sent.length = 0;
-    l.propose([{ kind: 'register', nonce: 3 }], a);
+    l.propose([cmd(3)], a);
     expect(p2aSlots()).toEqual([0]);
   });
 
-  it('frees its window when the local replica jumps past its slots by a snapshot', () => {
+  it('frees its window when the local replica jumps past its slots by a state transfer', () => {
     const { l, elect, sent, p2aSlots, replica } = leader();
     elect();
-    for (let n = 0; n < 8; n++) l.propose([{ kind: 'register', nonce: n }], a);
+    for (let n = 0; n < 8; n++) l.propose([cmd(n)], a);
     sent.length = 0;
-    l.propose([{ kind: 'register', nonce: 99 }], a);
+    l.propose([cmd(99)], a);
     expect(p2aSlots()).toEqual([]); // the window is full
-    // A peer's snapshot covers slots 0..9; no acceptor will answer for them any more.
+    // A transferred state covers slots 0..9; no acceptor will answer for them any more.
     replica.applied = 10;
     l.onCaughtUp();
     expect(p2aSlots()).toEqual([8]);
@@ -73,14 +76,38 @@ describe('Leader', () => {
   it('batches commands that wait for a full window into one slot', () => {
     const { l, elect, sent, p2aSlots } = leader();
     elect();
-    for (let n = 0; n < 8; n++) l.propose([{ kind: 'register', nonce: n }], a);
+    for (let n = 0; n < 8; n++) l.propose([cmd(n)], a);
     expect(p2aSlots()).toHaveLength(8);
     sent.length = 0;
-    for (let n = 8; n < 12; n++) l.propose([{ kind: 'register', nonce: n }], a);
+    for (let n = 8; n < 12; n++) l.propose([cmd(n)], a);
     expect(p2aSlots()).toEqual([]);
     const cur = l.currentBallot();
     for (const from of [b, c]) l.onP2b(from, cur, slot(0));
     const batch = sent.find((x) => x.m.type === 'P2a' && x.m.pvalue.slot === 8)?.m;
     expect(batch?.type === 'P2a' ? batch.pvalue.batch.length : 0).toBe(4);
+  });
+
+  it('cuts a slot at maxBatchBytes, but a larger command still goes alone', () => {
+    const { l, elect, sent } = leader();
+    elect();
+    for (let n = 0; n < 8; n++) l.propose([cmd(n)], a);
+    sent.length = 0;
+    const big = new Uint8Array(2000);
+    l.propose([new Uint8Array(600), new Uint8Array(600), big], a);
+    const cur = l.currentBallot();
+    for (let s = 0; s < 3; s++) for (const from of [b, c]) l.onP2b(from, cur, slot(s));
+    const bySlot = new Map<number, number[]>();
+    for (const x of sent) if (x.m.type === 'P2a' && x.m.pvalue.slot >= 8) bySlot.set(x.m.pvalue.slot, x.m.pvalue.batch.map((c) => c.length));
+    expect([...bySlot.values()]).toEqual([[600], [600], [2000]]);
+  });
+
+  it('does not run for leader while it may not (a lagging replica)', () => {
+    const sent: Array<{ to: NodeId; m: PaxosMessage }> = [];
+    const l = new Leader(
+      { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 1 },
+      { send: (to, m) => sent.push({ to, m }), random: () => 0, firstUnapplied: () => slot(0), promised: () => BOTTOM_BALLOT, mayRun: () => false },
+    );
+    for (let i = 0; i < 20; i++) l.onTick();
+    expect(sent.filter((x) => x.m.type === 'P1a')).toEqual([]);
   });
 });

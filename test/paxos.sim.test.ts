@@ -8,10 +8,11 @@ import { assert } from '../src/core/assert.js';
 import { type NodeId, nodeId, type Slot } from '../src/core/ids.js';
 import { markCount, resetMarks } from '../src/core/marks.js';
 import { Prng } from '../src/core/prng.js';
-import { KvApplication } from '../src/kv/kv-application.js';
-import { records, serverWireCodec } from '../src/paxos/codec.js';
-import type { Batch, ServerMessage } from '../src/paxos/messages.js';
-import { DEFAULT_PAXOS_TUNING, PaxosServer } from '../src/paxos/paxos-server.js';
+import { DEFAULT_GROUP_TUNING, GROUP_PRELOAD, type GroupMessage, KvGroupServer } from '../src/kv/group-server.js';
+import { groupWireCodec } from '../src/kv/wire.js';
+import { records } from '../src/paxos/codec.js';
+import type { Batch } from '../src/paxos/messages.js';
+import { DEFAULT_PAXOS_TUNING } from '../src/paxos/paxos-server.js';
 import { Simulation } from '../src/sim/simulation.js';
 import { checkLinearizable } from './checkers/linearizability.js';
 import { KvClient, type KvClientTimer } from './support/kv-client.js';
@@ -38,10 +39,11 @@ export function runPaxos(seed: number, o: RunOptions) {
     minDelayMs: 1,
     maxDelayMs: 2 + rng.int(0, 30),
   };
-  const sim = new Simulation<ServerMessage, KvClientTimer>({
+  const sim = new Simulation<GroupMessage, KvClientTimer>({
     seed,
     faults,
-    clone: (m) => serverWireCodec.fromWire(serverWireCodec.toWire(m)),
+    clone: (m) => groupWireCodec.fromWire(groupWireCodec.toWire(m)),
+    describe: describeMessage,
   });
   const servers = Array.from({ length: o.replicas }, (_, i) => nodeId(`s${i}`));
   const decided = new Map<number, string>();
@@ -53,9 +55,18 @@ export function runPaxos(seed: number, o: RunOptions) {
       decided.set(s, value);
     },
   };
-  const config = (self: NodeId) => ({ ...DEFAULT_PAXOS_TUNING, self, members: servers, snapshotEvery: 25 });
+  // A short log tail and small chunks, so compaction and multi-chunk state transfers happen often.
+  const config = (self: NodeId) => ({
+    ...DEFAULT_PAXOS_TUNING,
+    ...DEFAULT_GROUP_TUNING,
+    self,
+    members: servers,
+    logRetainSlots: 20,
+    maxChunkBytes: 64,
+    transferRetryTicks: 10,
+  });
   for (const id of servers) {
-    sim.addNode(id, (env, stored) => new PaxosServer(env, config(id), new KvApplication(), stored, observer));
+    sim.addNode(id, (env, stored) => new KvGroupServer(env, config(id), stored, observer), GROUP_PRELOAD);
   }
   const clientIds = Array.from({ length: o.clients }, (_, i) => nodeId(`c${i}`));
   clientIds.forEach((id, i) =>
@@ -76,16 +87,49 @@ export function runPaxos(seed: number, o: RunOptions) {
   const clients = () => clientIds.map((id) => sim.role(id, KvClient));
   const finished = sim.runUntil(() => clients().every((c) => c.done()), o.faultMs + 120_000);
   // With the load gone, every replica must still catch up to everything decided.
-  const applied = () => servers.map((s) => sim.role(s, PaxosServer).replica.firstUnapplied());
+  const applied = () => servers.map((s) => sim.role(s, KvGroupServer).paxos.replica.firstUnapplied());
   const converged = sim.runUntil(() => applied().every((a) => a === decided.size), 30_000);
   return { finished, converged, applied: applied(), history: clients().flatMap((c) => c.history), decided: decided.size, sim };
 }
 
 /** Random faults for `faultMs`, never more than a minority down at once; then everything heals. */
-function nemesis(sim: Simulation<ServerMessage, KvClientTimer>, rng: Prng, servers: readonly NodeId[], faultMs: number) {
+/** Messages in a trace line: type and the few fields a reader needs, never the payload bytes. */
+function describeMessage(m: GroupMessage): string {
+  switch (m.type) {
+    case 'ClientCommand':
+      return `ClientCommand ${m.command.kind}`;
+    case 'ClientResult':
+      return `ClientResult ${m.result.kind}`;
+    case 'P1a':
+    case 'Heartbeat':
+      return `${m.type} b${m.ballot.round}.${m.ballot.leader}`;
+    case 'P1b':
+      return `P1b b${m.ballot.round}.${m.ballot.leader} accepted=${m.accepted.length} compacted<${m.compactedBelow}`;
+    case 'P2a':
+      return `P2a b${m.pvalue.ballot.round}.${m.pvalue.ballot.leader} slot ${m.pvalue.slot} (${m.pvalue.batch.length} cmds)`;
+    case 'P2b':
+      return `P2b b${m.ballot.round}.${m.ballot.leader} slot ${m.slot}`;
+    case 'Decision':
+      return `Decision slot ${m.slot} (${m.batch.length} cmds)`;
+    case 'Propose':
+      return `Propose ${m.commands.length} cmds`;
+    case 'CatchupRequest':
+      return `CatchupRequest from ${m.fromSlot}`;
+    case 'CatchupReply':
+      return `CatchupReply ${m.decisions.length} decisions, log from ${m.logStart}`;
+    case 'TransferRequest':
+      return `TransferRequest ${m.id} ${m.space}/${JSON.stringify(m.fromKey)}`;
+    case 'TransferChunk':
+      return `TransferChunk ${m.id} @${m.slot} ${m.chunk.space}/${JSON.stringify(m.fromKey)} ${m.chunk.entries.length} entries`;
+    case 'TransferReset':
+      return `TransferReset ${m.id}`;
+  }
+}
+
+function nemesis(sim: Simulation<GroupMessage, KvClientTimer>, rng: Prng, servers: readonly NodeId[], faultMs: number) {
   const f = Math.floor((servers.length - 1) / 2);
   const down = new Set<NodeId>();
-  const leader = () => servers.find((s) => sim.isUp(s) && sim.role(s, PaxosServer).leader.isActive());
+  const leader = () => servers.find((s) => sim.isUp(s) && sim.role(s, KvGroupServer).paxos.leader.isActive());
   const shuffled = () => [...servers].sort(() => rng.next() - 0.5);
   for (let t = rng.int(200, 1500); t < faultMs; t += rng.int(200, 1500)) {
     sim.schedule(t, 'nemesis', () => {
@@ -135,8 +179,14 @@ describe('multi-Paxos in simulation', () => {
         'leader drops a commander for an applied slot',
         'active leader preempted',
         'replica compacts its log',
-        'replica installs a peer snapshot',
-        'replica restarts from its snapshot',
+        'replica restarts from its stored state',
+        'state receiver starts a transfer',
+        'state sender opens a snapshot',
+        'replica installs a transferred state',
+        'replica restarts an interrupted transfer',
+        'state receiver ignores a duplicate chunk',
+        'state receiver gives up on a silent peer',
+        'lagging follower does not run for leader',
       ]) {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { assert } from '../src/core/assert.js';
-import { del, indexKey, put, space, type StoredState } from '../src/core/storage.js';
+import { clear, del, indexKey, put, space, type StoredState } from '../src/core/storage.js';
 import { LevelStorage } from '../src/server/level-storage.js';
 import { MemoryStorage } from '../src/sim/memory-storage.js';
 import { CONTRACT_SPACES, storageContract } from './storage-contract.js';
@@ -22,6 +22,9 @@ const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byt
 function tempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'shardpax-storage-'));
 }
+
+/** The spaces the MemoryStorage tests below write (an unlisted MemoryStorage accepts any). */
+const SIM_SPACES = ['log', 'meta'];
 
 function keys(state: StoredState, name: string): string[] {
   return [...space(state, name).keys()];
@@ -36,26 +39,33 @@ storageContract('MemoryStorage', () => {
   });
 });
 
-storageContract('LevelStorage', async () => {
-  const dir = await tempDir();
-  let current: LevelStorage = await LevelStorage.open(dir, CONTRACT_SPACES);
-  return {
-    storage: current,
-    reopen: async () => (current = await LevelStorage.open(dir, CONTRACT_SPACES)),
-    cleanup: async () => {
-      await current.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+// Known bug: LevelStorage.write turns clear(space, '') into a range ending at
+// prefixEnd(''), which asserts a non-empty prefix, so the write throws (after
+// applying the steps before the clear). MemoryStorage empties the space, as
+// the port says, and state-receiver.ts clears whole spaces this way.
+storageContract(
+  'LevelStorage',
+  async () => {
+    const dir = await tempDir();
+    let current: LevelStorage = await LevelStorage.open(dir, CONTRACT_SPACES);
+    return {
+      storage: current,
+      reopen: async () => (current = await LevelStorage.open(dir, CONTRACT_SPACES)),
+      cleanup: async () => {
+        await current.close();
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  },
+);
 
 describe('MemoryStorage crash()', () => {
   it('keeps synced writes', () => {
     const s = new MemoryStorage();
     s.writeSync([put('log', indexKey(1), bytes(1)), put('meta', 'm', bytes(2))], { sync: true });
     s.crash();
-    expect(keys(s.loadSync(), 'log')).toEqual([indexKey(1)]);
-    expect(keys(s.loadSync(), 'meta')).toEqual(['m']);
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual([indexKey(1)]);
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'meta')).toEqual(['m']);
   });
 
   it('loses unsynced writes after the last sync, whole calls at a time', () => {
@@ -65,10 +75,10 @@ describe('MemoryStorage crash()', () => {
       sync: false,
     });
     // Visible until the crash, like LevelDB's unsynced writes in the page cache.
-    expect(keys(s.loadSync(), 'log')).toEqual([indexKey(2)]);
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual([indexKey(2)]);
     expect(s.unsyncedWrites).toBe(1);
     s.crash();
-    const state = s.loadSync();
+    const state = s.loadSpacesSync(SIM_SPACES);
     expect(keys(state, 'log')).toEqual([indexKey(1)]);
     expect(state.has('meta')).toBe(false);
     expect(s.unsyncedWrites).toBe(0);
@@ -80,7 +90,7 @@ describe('MemoryStorage crash()', () => {
     s.writeSync([put('log', indexKey(2), bytes(2))], { sync: true });
     s.writeSync([put('log', indexKey(3), bytes(3))], { sync: false });
     s.crash();
-    expect(keys(s.loadSync(), 'log')).toEqual([indexKey(1), indexKey(2)]);
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual([indexKey(1), indexKey(2)]);
   });
 
   it('makes earlier writes durable on an empty synced write', () => {
@@ -88,7 +98,7 @@ describe('MemoryStorage crash()', () => {
     s.writeSync([put('log', indexKey(1), bytes(1))], { sync: false });
     s.writeSync([], { sync: true });
     s.crash();
-    expect(keys(s.loadSync(), 'log')).toEqual([indexKey(1)]);
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual([indexKey(1)]);
   });
 
   it('keeps working after a crash, and a crash with nothing unsynced changes nothing', () => {
@@ -98,7 +108,77 @@ describe('MemoryStorage crash()', () => {
     s.crash();
     s.writeSync([put('log', 'b', bytes(2))], { sync: true });
     s.crash();
-    expect(keys(s.loadSync(), 'log')).toEqual(['a', 'b']);
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual(['a', 'b']);
+  });
+
+  it('loses an unsynced clear: the cleared keys come back', () => {
+    const s = new MemoryStorage();
+    s.writeSync([put('log', 'p/1', bytes(1)), put('log', 'p/2', bytes(2)), put('log', 'q', bytes(3))], { sync: true });
+    s.writeSync([clear('log', 'p/'), put('log', 'p/3', bytes(4))], { sync: false });
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual(['p/3', 'q']);
+    expect(s.unsyncedWrites).toBe(2); // the clear and the put after it are separate steps
+    s.crash();
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual(['p/1', 'p/2', 'q']);
+    expect(s.getSync('log', 'p/1')).toEqual(bytes(1));
+  });
+
+  it('makes an unsynced clear durable when a later write syncs', () => {
+    const s = new MemoryStorage();
+    s.writeSync([put('log', 'p/1', bytes(1)), put('log', 'q', bytes(3))], { sync: true });
+    s.writeSync([clear('log', 'p/')], { sync: false });
+    s.writeSync([put('meta', 'm', bytes(5))], { sync: true });
+    s.crash();
+    const state = s.loadSpacesSync(SIM_SPACES);
+    expect(keys(state, 'log')).toEqual(['q']);
+    expect(keys(state, 'meta')).toEqual(['m']);
+    expect(s.getSync('log', 'p/1')).toBeUndefined();
+  });
+
+  it('getSync sees unsynced writes until the crash, and only synced ones after it', () => {
+    const s = new MemoryStorage();
+    s.writeSync([put('log', 'a', bytes(1))], { sync: true });
+    s.writeSync([put('log', 'a', bytes(2)), put('log', 'b', bytes(3))], { sync: false });
+    expect(s.getSync('log', 'a')).toEqual(bytes(2));
+    expect(s.getSync('log', 'b')).toEqual(bytes(3));
+    s.crash();
+    expect(s.getSync('log', 'a')).toEqual(bytes(1));
+    expect(s.getSync('log', 'b')).toBeUndefined();
+  });
+
+  it('drops every snapshot, synced or not', async () => {
+    const s = new MemoryStorage();
+    s.writeSync([put('log', 'a', bytes(1)), { op: 'snapshot', id: 1 }], { sync: true });
+    s.writeSync([put('log', 'b', bytes(2)), { op: 'snapshot', id: 2 }], { sync: false });
+    expect(s.scanSync({ snapshot: 1, space: 'log', gte: '', maxBytes: 100 })?.entries).toHaveLength(1);
+    expect(s.scanSync({ snapshot: 2, space: 'log', gte: '', maxBytes: 100 })?.entries).toHaveLength(2);
+    s.crash();
+    expect(s.scanSync({ snapshot: 1, space: 'log', gte: '', maxBytes: 100 })).toBeUndefined();
+    expect(s.scanSync({ snapshot: 2, space: 'log', gte: '', maxBytes: 100 })).toBeUndefined();
+    await expect(s.scan({ snapshot: 1, space: 'log', gte: '', maxBytes: 100 })).rejects.toThrow(/unknown snapshot 1/);
+  });
+
+  it('a snapshot taken before an unsynced write keeps its view while the write is visible, then lost', () => {
+    const s = new MemoryStorage();
+    s.writeSync([put('log', 'a', bytes(1))], { sync: false });
+    s.writeSync([{ op: 'snapshot', id: 4 }, put('log', 'a', bytes(2))], { sync: false });
+    expect(s.scanSync({ snapshot: 4, space: 'log', gte: '', maxBytes: 100 })?.entries).toEqual([['a', bytes(1)]]);
+    expect(s.getSync('log', 'a')).toEqual(bytes(2));
+  });
+
+  it('wipe() drops everything: synced and unsynced writes and snapshots', () => {
+    const s = new MemoryStorage();
+    s.writeSync([put('log', 'a', bytes(1)), put('meta', 'm', bytes(2)), { op: 'snapshot', id: 1 }], { sync: true });
+    s.writeSync([put('log', 'b', bytes(3))], { sync: false });
+    s.wipe();
+    expect(s.loadSpacesSync(SIM_SPACES).size).toBe(0);
+    expect(s.getSync('log', 'a')).toBeUndefined();
+    expect(s.getSync('meta', 'm')).toBeUndefined();
+    expect(s.scanSync({ snapshot: 1, space: 'log', gte: '', maxBytes: 100 })).toBeUndefined();
+    expect(s.unsyncedWrites).toBe(0);
+    // A wiped disk keeps working, and a crash cannot bring anything back.
+    s.writeSync([put('log', 'c', bytes(4))], { sync: true });
+    s.crash();
+    expect(keys(s.loadSpacesSync(SIM_SPACES), 'log')).toEqual(['c']);
   });
 
   it('rejects a write to an undeclared space only when given a list', () => {
@@ -107,7 +187,7 @@ describe('MemoryStorage crash()', () => {
     );
     const open = new MemoryStorage();
     open.writeSync([put('meta', 'k', bytes())], { sync: true });
-    expect(keys(open.loadSync(), 'meta')).toEqual(['k']);
+    expect(keys(open.loadSpacesSync(['meta']), 'meta')).toEqual(['k']);
   });
 });
 
@@ -188,7 +268,7 @@ describe('LevelStorage', () => {
     const storage = await LevelStorage.open(dir, WRITER_SPACES);
     let state: StoredState;
     try {
-      state = await storage.load();
+      state = await storage.loadSpaces(WRITER_SPACES);
     } finally {
       await storage.close();
     }

@@ -103,7 +103,7 @@ program
 
 function describe(s: NodeStatus): string {
   const role = s.leader ? 'leader' : `follower (leader: ${s.knownLeader || 'unknown'})`;
-  return `${s.node}  group ${s.group}  ${s.address}  pid ${s.pid}  ${role}  decided<${s.decidedBelow}  applied<${s.appliedBelow}  snapshot@${s.snapshotSlot}`;
+  return `${s.node}  group ${s.group}  ${s.address}  pid ${s.pid}  ${role}  decided<${s.decidedBelow}  applied<${s.appliedBelow}  log from ${s.logStart}${s.transferSource ? `  receiving state from ${s.transferSource} (${s.transferProgress})` : ""}`;
 }
 
 program.parseAsync().catch((err: unknown) => {

@@ -109,7 +109,9 @@ export class Db {
     return new Promise((resolve, reject) => {
       let ticket = -1;
       this.host.input(() => {
-        ticket = this.node.session.submit(encodeKvCommand(command));
+        const bytes = encodeKvCommand(command);
+        // A get needs no place in the exactly-once table: a retry just reads again.
+        ticket = command.kind === 'get' ? this.node.session.read(bytes) : this.node.session.submit(bytes);
       });
       if (ticket < 0) {
         // The host stopped itself (a failed disk write): nothing was sent.

@@ -2,10 +2,13 @@
 // one input at a time and never touches the outside world: what it wants done
 // is collected into a ready batch that its runtime (simulated or real) drains
 // in a fixed order: persist every write durably, then release the messages,
-// then arm the timers. A promise on the wire is therefore on disk first.
+// then arm the timers and start the scans. A promise on the wire is therefore
+// on disk first. Reads are synchronous, through the overlay of the role's own
+// writes not yet on disk (DESIGN.md 3).
 import { assert } from './assert.js';
 import type { Millis, NodeId } from './ids.js';
-import type { StorageWrite, StoredState } from './storage.js';
+import { Overlay } from './overlay.js';
+import type { ScanRequest, ScanResult, StorageWrite, StoredState } from './storage.js';
 
 export interface Env<M, T> {
   readonly self: NodeId;
@@ -20,16 +23,25 @@ export interface Env<M, T> {
    * For state that can be recovered from elsewhere.
    */
   persistUnsynced(...writes: StorageWrite[]): void;
+  /** The value under `key`: this role's own writes first, then the disk. */
+  read(space: string, key: string): Uint8Array | undefined;
+  /** Opens a read snapshot of everything persisted so far (for scan); returns its id. */
+  openSnapshot(): number;
+  releaseSnapshot(id: number): void;
+  /** Starts a scan; its result arrives later through `ProtocolNode.onScanned`. */
+  scan(request: ScanRequest): void;
   /** For leases and metrics only, never for safety. */
   now(): Millis;
   /** Seeded; uniform in [0, 1). */
   random(): number;
 }
 
-/** A protocol role: a deterministic state machine over messages and timers. */
+/** A protocol role: a deterministic state machine over messages, timers and scan results. */
 export interface ProtocolNode<M, T> {
   onMessage(from: NodeId, message: M): void;
   onTimer(timer: T): void;
+  /** A scan this role asked for completed; `undefined` when its snapshot is gone (released, or lost to a restart). */
+  onScanned?(request: ScanRequest, result: ScanResult | undefined): void;
   /** Asserts the role's own invariants; the simulator calls it after every step. */
   checkInvariants?(): void;
 }
@@ -49,24 +61,33 @@ export interface TimerRequest<T> {
 
 /** What one or more steps asked for, drained by the runtime in field order. */
 export interface ReadyBatch<M, T> {
+  /** Settle this generation in the overlay once the writes are on disk. */
+  readonly gen: number;
   readonly writes: StorageWrite[];
   /** Whether any write must be synced (then the whole batch is). */
   mustSync: boolean;
   readonly messages: Outgoing<M>[];
   readonly timers: TimerRequest<T>[];
+  readonly scans: ScanRequest[];
+  readonly releases: number[];
 }
 
 /**
  * The Env every runtime hands to its roles: it only records. The runtime
- * calls `take()` after one or more steps and carries the batch out.
+ * calls `take()` after one or more steps, carries the batch out, and calls
+ * `settled(batch.gen)` once its writes are readable from storage.
  */
 export class ReadyCollector<M, T> implements Env<M, T> {
-  private batch: ReadyBatch<M, T> = emptyBatch();
+  private gen = 0;
+  private batch: ReadyBatch<M, T> = emptyBatch(0);
+  private readonly overlay = new Overlay();
+  private nextSnapshot = 1;
 
   constructor(
     readonly self: NodeId,
     private readonly clock: () => Millis,
     private readonly rng: () => number,
+    private readonly disk: (space: string, key: string) => Uint8Array | undefined = () => undefined,
   ) {}
 
   send(to: NodeId, message: M): void {
@@ -79,12 +100,32 @@ export class ReadyCollector<M, T> implements Env<M, T> {
   }
 
   persist(...writes: StorageWrite[]): void {
-    this.batch.writes.push(...writes);
+    this.record(writes);
     if (writes.length > 0) this.batch.mustSync = true;
   }
 
   persistUnsynced(...writes: StorageWrite[]): void {
-    this.batch.writes.push(...writes);
+    this.record(writes);
+  }
+
+  read(space: string, key: string): Uint8Array | undefined {
+    const o = this.overlay.lookup(space, key);
+    return o.hit ? o.value : this.disk(space, key);
+  }
+
+  openSnapshot(): number {
+    const id = this.nextSnapshot++;
+    this.batch.writes.push({ op: 'snapshot', id });
+    return id;
+  }
+
+  releaseSnapshot(id: number): void {
+    this.batch.releases.push(id);
+  }
+
+  scan(request: ScanRequest): void {
+    assert(request.maxBytes > 0, 'scan of no bytes');
+    this.batch.scans.push(request);
   }
 
   now(): Millis {
@@ -97,16 +138,41 @@ export class ReadyCollector<M, T> implements Env<M, T> {
 
   isEmpty(): boolean {
     const b = this.batch;
-    return b.writes.length === 0 && b.messages.length === 0 && b.timers.length === 0;
+    return (
+      b.writes.length === 0 &&
+      b.messages.length === 0 &&
+      b.timers.length === 0 &&
+      b.scans.length === 0 &&
+      b.releases.length === 0
+    );
   }
 
   take(): ReadyBatch<M, T> {
     const b = this.batch;
-    this.batch = emptyBatch();
+    this.gen += 1;
+    this.batch = emptyBatch(this.gen);
     return b;
+  }
+
+  /** The writes of batch `gen` (and every earlier one) are readable from storage now. */
+  settled(gen: number): void {
+    this.overlay.settle(gen);
+  }
+
+  /** Writes not yet settled: what reads see that the disk does not yet hold. */
+  get unsettledWrites(): number {
+    return this.overlay.size;
+  }
+
+  private record(writes: readonly StorageWrite[]): void {
+    for (const w of writes) {
+      assert(w.op !== 'snapshot', 'snapshots are opened with openSnapshot()');
+      this.overlay.note(w, this.batch.gen);
+      this.batch.writes.push(w);
+    }
   }
 }
 
-function emptyBatch<M, T>(): ReadyBatch<M, T> {
-  return { writes: [], mustSync: false, messages: [], timers: [] };
+function emptyBatch<M, T>(gen: number): ReadyBatch<M, T> {
+  return { gen, writes: [], mustSync: false, messages: [], timers: [], scans: [], releases: [] };
 }

@@ -3,9 +3,14 @@
 // optimization). Every promise and accept is persisted in the same step as
 // the reply it justifies; the runtime writes it (synced) before the reply leaves.
 //
+// Memory holds only which slots hold a value and its ballot; the values stay
+// on disk (DESIGN.md 3) and are read back for a P1b.
+//
 // Invariants: `promised` never decreases; every accepted pvalue's ballot is at
 // most `promised`; nothing is kept below `compactedBelow` (those slots are
-// decided and covered by the co-located replica's snapshot).
+// decided and applied by the co-located replica), and that bound is durable
+// no later than the deletes it justifies: reporting a lower one after a
+// restart would let a new leader fill decided slots with no-ops.
 import { assert } from '../core/assert.js';
 import { BOTTOM_BALLOT, type Ballot, compareBallots, type Slot, slot } from '../core/ids.js';
 import { del, indexKey, put, type StorageWrite, type StoredState, space } from '../core/storage.js';
@@ -14,36 +19,54 @@ import { records } from './codec.js';
 import type { PValue } from './messages.js';
 
 export const ACCEPTOR_SPACE = 'acceptor';
+/** slot -> the accepted pvalue. Read by point only. */
 export const ACCEPTED_SPACE = 'accepted';
 const PROMISED_KEY = 'promised';
+const COMPACTED_KEY = 'compacted';
+/** slot -> ballot of the value accepted there: the in-memory index, kept in ACCEPTOR_SPACE. */
+const INDEX_PREFIX = 's/';
+
+export interface AcceptorPorts {
+  persist(...writes: StorageWrite[]): void;
+  read(space: string, key: string): Uint8Array | undefined;
+}
 
 export class Acceptor {
   private promised: Ballot = BOTTOM_BALLOT;
-  private readonly accepted = new Map<Slot, PValue>();
+  /** Slots holding an accepted value, with its ballot. */
+  private readonly accepted = new Map<Slot, Ballot>();
   private compactedBelow = slot(0);
 
   constructor(
-    private readonly persist: (...writes: StorageWrite[]) => void,
+    private readonly ports: AcceptorPorts,
     stored: StoredState,
   ) {
-    const p = space(stored, ACCEPTOR_SPACE).get(PROMISED_KEY);
-    if (p !== undefined) this.promised = records.decodeBallot(p);
-    for (const bytes of space(stored, ACCEPTED_SPACE).values()) {
-      const pv = records.decodePValue(bytes);
-      this.accepted.set(pv.slot, pv);
+    for (const [key, bytes] of space(stored, ACCEPTOR_SPACE)) {
+      if (key === PROMISED_KEY) this.promised = records.decodeBallot(bytes);
+      else if (key === COMPACTED_KEY) this.compactedBelow = slot(records.decodeMeta(bytes).compactedBelow);
+      else {
+        assert(key.startsWith(INDEX_PREFIX), `unexpected acceptor key ${JSON.stringify(key)}`);
+        this.accepted.set(slot(parseInt(key.slice(INDEX_PREFIX.length), 16)), records.decodeBallot(bytes));
+      }
     }
+    for (const s of this.accepted.keys()) assert(s >= this.compactedBelow, 'acceptor kept a compacted slot');
   }
 
   get ballot(): Ballot {
     return this.promised;
   }
 
-  /** Phase 1: promise `b` if it is the highest seen; answer with everything accepted from `fromSlot` on. */
+  /**
+   * Phase 1: promise `b` if it is the highest seen; answer with everything
+   * accepted from `fromSlot` on. Not cut at a byte bound: a scout that missed
+   * an accepted value could fill a decided slot with another. It stays small
+   * because values are compacted once applied locally, and a lagging node
+   * does not run for leader.
+   */
   onP1a(b: Ballot, fromSlot: Slot): { ballot: Ballot; accepted: PValue[]; compactedBelow: Slot } {
     this.raise(b);
-    const accepted: PValue[] = [];
-    for (const pv of this.accepted.values()) if (pv.slot >= fromSlot) accepted.push(pv);
-    return { ballot: this.promised, accepted, compactedBelow: this.compactedBelow };
+    const slots = [...this.accepted.keys()].filter((s) => s >= fromSlot).sort((x, y) => x - y);
+    return { ballot: this.promised, accepted: slots.map((s) => this.value(s)), compactedBelow: this.compactedBelow };
   }
 
   /**
@@ -58,25 +81,32 @@ export class Acceptor {
     }
     if (compareBallots(pv.ballot, this.promised) >= 0) {
       this.raise(pv.ballot);
-      this.accepted.set(pv.slot, pv);
-      this.persist(put(ACCEPTED_SPACE, indexKey(pv.slot), records.encodePValue(pv)));
+      this.accepted.set(pv.slot, pv.ballot);
+      this.ports.persist(
+        put(ACCEPTED_SPACE, indexKey(pv.slot), records.encodePValue(pv)),
+        put(ACCEPTOR_SPACE, INDEX_PREFIX + indexKey(pv.slot), records.encodeBallot(pv.ballot)),
+      );
     }
     return this.promised;
   }
 
-  /**
-   * Drops what the replica's snapshot covers: every slot below `below` is
-   * decided. Also called at start with the snapshot's slot, which is where
-   * the bound lives durably.
-   */
+  /** Drops what the local replica has applied: every slot below `below` is decided. */
   compact(below: Slot): void {
     if (below <= this.compactedBelow) return;
-    for (const s of this.accepted.keys()) {
+    const writes: StorageWrite[] = [];
+    for (const s of [...this.accepted.keys()]) {
       if (s >= below) continue;
       this.accepted.delete(s);
-      this.persist(del(ACCEPTED_SPACE, indexKey(s)));
+      writes.push(del(ACCEPTED_SPACE, indexKey(s)), del(ACCEPTOR_SPACE, INDEX_PREFIX + indexKey(s)));
     }
     this.compactedBelow = below;
+    // The bound goes first in the same atomic write as the deletes it justifies.
+    const bound = records.encodeMeta({ applied: 0, compactedBelow: below, transferId: 0 });
+    this.ports.persist(put(ACCEPTOR_SPACE, COMPACTED_KEY, bound), ...writes);
+  }
+
+  get compacted(): Slot {
+    return this.compactedBelow;
   }
 
   acceptedCount(): number {
@@ -84,15 +114,23 @@ export class Acceptor {
   }
 
   checkInvariants(): void {
-    for (const pv of this.accepted.values()) {
-      assert(compareBallots(pv.ballot, this.promised) <= 0, 'accepted a ballot above the promise');
-      assert(pv.slot >= this.compactedBelow, 'kept a compacted slot');
+    for (const [s, b] of this.accepted) {
+      assert(compareBallots(b, this.promised) <= 0, 'accepted a ballot above the promise');
+      assert(s >= this.compactedBelow, 'kept a compacted slot');
     }
+  }
+
+  private value(s: Slot): PValue {
+    const bytes = this.ports.read(ACCEPTED_SPACE, indexKey(s));
+    assert(bytes !== undefined, `accepted value of slot ${s} missing on disk`);
+    const pv = records.decodePValue(bytes);
+    assert(pv.slot === s, 'accepted value filed under another slot');
+    return pv;
   }
 
   private raise(b: Ballot): void {
     if (compareBallots(b, this.promised) <= 0) return;
     this.promised = b;
-    this.persist(put(ACCEPTOR_SPACE, PROMISED_KEY, records.encodeBallot(b)));
+    this.ports.persist(put(ACCEPTOR_SPACE, PROMISED_KEY, records.encodeBallot(b)));
   }
 }

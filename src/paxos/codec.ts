@@ -3,9 +3,8 @@
 import { assertNever } from '../core/assert.js';
 import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, slot } from '../core/ids.js';
 import * as wire from '../gen/shardpax/v1/paxos.js';
-import type { PeerMessage } from '../gen/shardpax/v1/peer.js';
-import { amoCommandFromWire, amoCommandToWire, rpcFromWire, rpcToWire, WireError } from '../rpc/codec.js';
-import type { Batch, DecidedSlot, PaxosMessage, PValue, ReplicaSnapshot, ServerMessage } from './messages.js';
+import { WireError } from '../rpc/codec.js';
+import type { Batch, DecidedSlot, PaxosMessage, PValue } from './messages.js';
 
 const ballotToWire = (b: Ballot): wire.Ballot => ({ round: b.round, leader: b.leader });
 
@@ -14,8 +13,8 @@ function ballotFromWire(b: wire.Ballot | undefined): Ballot {
   return b.round === 0 && b.leader === '' ? BOTTOM_BALLOT : ballot(b.round, nodeId(b.leader));
 }
 
-const batchToWire = (b: Batch): wire.Batch => ({ commands: b.map(amoCommandToWire) });
-const batchFromWire = (b: wire.Batch | undefined): Batch => (b?.commands ?? []).map(amoCommandFromWire);
+const batchToWire = (b: Batch): wire.Batch => ({ commands: [...b] });
+const batchFromWire = (b: wire.Batch | undefined): Batch => b?.commands ?? [];
 
 const pvalueToWire = (p: PValue): wire.PValue => ({
   slot: p.slot,
@@ -49,18 +48,33 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
     case 'Decision':
       return { body: { $case: 'decision', value: decisionToWire(m) } };
     case 'Propose':
-      return { body: { $case: 'propose', value: { commands: m.commands.map(amoCommandToWire) } } };
+      return { body: { $case: 'propose', value: { commands: [...m.commands] } } };
     case 'Heartbeat':
       return { body: { $case: 'heartbeat', value: { ballot: ballotToWire(m.ballot), decidedBelow: m.decidedBelow } } };
     case 'CatchupRequest':
       return { body: { $case: 'catchupRequest', value: { fromSlot: m.fromSlot } } };
     case 'CatchupReply':
       return {
+        body: { $case: 'catchupReply', value: { decisions: m.decisions.map(decisionToWire), logStart: m.logStart } },
+      };
+    case 'TransferRequest':
+      return { body: { $case: 'transferRequest', value: { id: m.id, space: m.space, fromKey: m.fromKey } } };
+    case 'TransferChunk':
+      return {
         body: {
-          $case: 'catchupReply',
-          value: { decisions: m.decisions.map(decisionToWire), snapshot: m.snapshot },
+          $case: 'transferChunk',
+          value: {
+            id: m.id,
+            slot: m.slot,
+            fromKey: m.fromKey,
+            space: m.chunk.space,
+            entries: m.chunk.entries.map(([key, value]) => ({ key, value })),
+            next: m.next,
+          },
         },
       };
+    case 'TransferReset':
+      return { body: { $case: 'transferReset', value: { id: m.id } } };
     default:
       return assertNever(m, 'PaxosMessage');
   }
@@ -86,35 +100,37 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
     case 'decision':
       return { type: 'Decision', ...decisionFromWire(b.value) };
     case 'propose':
-      return { type: 'Propose', commands: b.value.commands.map(amoCommandFromWire) };
+      return { type: 'Propose', commands: b.value.commands };
     case 'heartbeat':
       return { type: 'Heartbeat', ballot: ballotFromWire(b.value.ballot), decidedBelow: slot(b.value.decidedBelow) };
     case 'catchupRequest':
       return { type: 'CatchupRequest', fromSlot: slot(b.value.fromSlot) };
     case 'catchupReply':
+      return { type: 'CatchupReply', decisions: b.value.decisions.map(decisionFromWire), logStart: slot(b.value.logStart) };
+    case 'transferRequest':
+      return { type: 'TransferRequest', id: b.value.id, space: b.value.space, fromKey: b.value.fromKey };
+    case 'transferChunk':
       return {
-        type: 'CatchupReply',
-        decisions: b.value.decisions.map(decisionFromWire),
-        snapshot: b.value.snapshot === undefined ? undefined : snapshotFromWire(b.value.snapshot),
+        type: 'TransferChunk',
+        id: b.value.id,
+        slot: slot(b.value.slot),
+        fromKey: b.value.fromKey,
+        chunk: { space: b.value.space, entries: b.value.entries.map((e) => [e.key, e.value] as const) },
+        next: b.value.next,
       };
+    case 'transferReset':
+      return { type: 'TransferReset', id: b.value.id };
     default:
       return assertNever(b, 'PaxosMessage wire body');
   }
 }
 
-const snapshotFromWire = (s: wire.ReplicaSnapshot): ReplicaSnapshot => ({ slot: slot(s.slot), state: s.state });
-
-/** ServerMessage <-> the peer stream's message. */
-export const serverWireCodec = {
-  toWire(m: ServerMessage): PeerMessage {
-    if (m.type === 'ClientCommand' || m.type === 'ClientResult') return rpcToWire(m);
-    return { body: { $case: 'paxos', value: paxosToWire(m) } };
-  },
-  fromWire(w: PeerMessage): ServerMessage {
-    if (w.body?.$case === 'paxos') return paxosFromWire(w.body.value);
-    return rpcFromWire(w);
-  },
-};
+export interface ReplicaMeta {
+  readonly applied: number;
+  readonly compactedBelow: number;
+  /** 0: the stored state is whole. */
+  readonly transferId: number;
+}
 
 /** Durable records, as LevelDB values. */
 export const records = {
@@ -124,6 +140,13 @@ export const records = {
   decodePValue: (bytes: Uint8Array): PValue => pvalueFromWire(wire.PValue.decode(bytes)),
   encodeDecided: (d: DecidedSlot): Uint8Array => wire.Decision.encode(decisionToWire(d)).finish(),
   decodeDecided: (bytes: Uint8Array): DecidedSlot => decisionFromWire(wire.Decision.decode(bytes)),
-  encodeSnapshot: (s: ReplicaSnapshot): Uint8Array => wire.ReplicaSnapshot.encode(s).finish(),
-  decodeSnapshot: (bytes: Uint8Array): ReplicaSnapshot => snapshotFromWire(wire.ReplicaSnapshot.decode(bytes)),
+  encodeMeta: (m: ReplicaMeta): Uint8Array => wire.ReplicaMeta.encode(m).finish(),
+  decodeMeta: (bytes: Uint8Array): ReplicaMeta => wire.ReplicaMeta.decode(bytes),
 };
+
+/** Bytes a batch of commands costs on the wire, near enough for byte bounds. */
+export function batchBytes(batch: Batch): number {
+  let n = 0;
+  for (const c of batch) n += c.length + 4;
+  return n;
+}

@@ -11,9 +11,8 @@
 import { assert } from '../core/assert.js';
 import { type Ballot, ballot, compareBallots, type NodeId, type Slot, slot } from '../core/ids.js';
 import { mark } from '../core/marks.js';
-import type { AmoCommand } from '../rpc/messages.js';
 import { Commander } from './commander.js';
-import type { Batch, PValue, ServerMessage } from './messages.js';
+import type { Batch, PaxosMessage, PValue } from './messages.js';
 import { Scout } from './scout.js';
 
 export interface LeaderConfig {
@@ -23,17 +22,23 @@ export interface LeaderConfig {
   readonly window: number;
   /** Commands per slot at most. */
   readonly maxBatch: number;
+  /** Bytes of commands per slot at most (a larger command goes alone). */
+  readonly maxBatchBytes: number;
+  /** Bytes of commands waiting for a slot at most; past it new ones are dropped (their clients retry). */
+  readonly maxPendingBytes: number;
   /** A follower waits between this and twice this many silent ticks before it runs for leader. */
   readonly electionTicks: number;
 }
 
 export interface LeaderPorts {
-  send(to: NodeId, m: ServerMessage): void;
+  send(to: NodeId, m: PaxosMessage): void;
   random(): number;
   /** First slot the local replica has not applied: the floor of phase 1. */
   firstUnapplied(): Slot;
   /** Highest ballot the local acceptor promised: a new ballot goes above it. */
   promised(): Ballot;
+  /** Whether this server may run for leader now (it is not far behind). */
+  mayRun(): boolean;
 }
 
 type Mode =
@@ -47,7 +52,8 @@ export class Leader {
   /** Highest ballot heard from an active leader, and who that is. */
   private leaderBallot: Ballot;
   private readonly commanders = new Map<Slot, Commander>();
-  private pending: AmoCommand[] = [];
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
   private nextSlot = slot(0);
   private tick = 0;
   private electionAtTick: number;
@@ -81,7 +87,14 @@ export class Leader {
   /** Commands from a client of this server or a peer replica: propose them, or pass them to the leader. */
   propose(commands: Batch, from: NodeId): void {
     if (this.mode.kind === 'active') {
-      this.pending.push(...commands);
+      for (const c of commands) {
+        if (this.pendingBytes + c.length > this.config.maxPendingBytes) {
+          mark('leader drops a command: pending queue full');
+          continue;
+        }
+        this.pending.push(c);
+        this.pendingBytes += c.length;
+      }
       this.proposePending();
       return;
     }
@@ -104,7 +117,12 @@ export class Leader {
         else this.sendP1a(this.mode.scout);
         return;
       case 'follower':
-        if (this.tick >= this.electionAtTick) this.startScout();
+        if (this.tick < this.electionAtTick) return;
+        if (this.ports.mayRun()) this.startScout();
+        else {
+          mark('lagging follower does not run for leader');
+          this.electionAtTick = this.randomElectionTick();
+        }
         return;
     }
   }
@@ -217,7 +235,7 @@ export class Leader {
 
   private proposePending(): void {
     while (this.pending.length > 0 && this.commanders.size < this.config.window) {
-      const batch = this.pending.splice(0, this.config.maxBatch);
+      const batch = this.takeBatch();
       const s = this.nextSlot;
       this.nextSlot = slot(s + 1);
       this.command(s, batch);
@@ -253,11 +271,28 @@ export class Leader {
     if (compareBallots(by, this.leaderBallot) > 0) this.leaderBallot = by;
     this.mode = { kind: 'follower' };
     this.commanders.clear();
-    if (this.pending.length > 0 && by.leader !== this.config.self) {
-      this.ports.send(by.leader, { type: 'Propose', commands: this.pending });
+    // Hand the new leader what we had not proposed, in messages of a slot's size each.
+    while (this.pending.length > 0 && by.leader !== this.config.self) {
+      this.ports.send(by.leader, { type: 'Propose', commands: this.takeBatch() });
     }
     this.pending = [];
+    this.pendingBytes = 0;
     this.electionAtTick = this.randomElectionTick();
+  }
+
+  /** The next slot's commands: up to `maxBatch` of them and `maxBatchBytes`, at least one. */
+  private takeBatch(): Batch {
+    let n = 0;
+    let bytes = 0;
+    while (n < this.pending.length && n < this.config.maxBatch) {
+      const c = this.pending[n];
+      assert(c !== undefined);
+      if (n > 0 && bytes + c.length > this.config.maxBatchBytes) break;
+      bytes += c.length;
+      n += 1;
+    }
+    this.pendingBytes -= bytes;
+    return this.pending.splice(0, n);
   }
 
   private randomElectionTick(): number {

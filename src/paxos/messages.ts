@@ -1,11 +1,11 @@
-// Domain types of multi-Paxos (PMMC). A slot decides a batch of client
-// commands; an empty batch is a no-op. Adopted/Preempted, the paper's
+// Domain types of multi-Paxos (PMMC). A slot decides a batch of opaque
+// commands (DESIGN.md 2.2: Paxos does not look inside them; the application
+// hosting it does); an empty batch is a no-op. Adopted/Preempted, the paper's
 // scout/commander -> leader messages, are method calls here: those roles live
 // in the same server as their leader.
 import type { Ballot, Slot } from '../core/ids.js';
-import type { AmoCommand, RpcMessage, RpcTimer } from '../rpc/messages.js';
 
-export type Batch = readonly AmoCommand[];
+export type Batch = readonly Uint8Array[];
 
 export interface PValue {
   readonly slot: Slot;
@@ -18,10 +18,10 @@ export interface DecidedSlot {
   readonly batch: Batch;
 }
 
-/** The application state after applying every slot below `slot`. */
-export interface ReplicaSnapshot {
-  readonly slot: Slot;
-  readonly state: Uint8Array;
+/** Entries of one storage space, in key order, as a state transfer streams them. */
+export interface TransferEntries {
+  readonly space: string;
+  readonly entries: ReadonlyArray<readonly [string, Uint8Array]>;
 }
 
 export type PaxosMessage =
@@ -33,17 +33,29 @@ export type PaxosMessage =
   | { readonly type: 'Propose'; readonly commands: Batch }
   | { readonly type: 'Heartbeat'; readonly ballot: Ballot; readonly decidedBelow: Slot }
   | { readonly type: 'CatchupRequest'; readonly fromSlot: Slot }
+  /** Consecutive decisions from the asked slot; `logStart` above it: the asker must transfer the state. */
+  | { readonly type: 'CatchupReply'; readonly decisions: readonly DecidedSlot[]; readonly logStart: Slot }
+  /** Receiver -> sender: the next chunk of transfer `id`, from `space`/`fromKey` on (a new transfer: empty space). */
+  | { readonly type: 'TransferRequest'; readonly id: number; readonly space: string; readonly fromKey: string }
+  /**
+   * Sender -> receiver: entries of the state as of `slot` (every slot below
+   * it applied); `next` is where the space goes on, absent when it is done
+   * (the receiver then asks for the next space, or finishes after the last).
+   */
   | {
-      readonly type: 'CatchupReply';
-      readonly decisions: readonly DecidedSlot[];
-      readonly snapshot: ReplicaSnapshot | undefined;
-    };
-
-/** Everything a group server sends or receives. */
-export type ServerMessage = PaxosMessage | RpcMessage;
+      readonly type: 'TransferChunk';
+      readonly id: number;
+      readonly slot: Slot;
+      /** The request's `fromKey`, echoed: tells a chunk from a late duplicate of an earlier one. */
+      readonly fromKey: string;
+      readonly chunk: TransferEntries;
+      readonly next: string | undefined;
+    }
+  /** Sender -> receiver: transfer `id` is unknown here (the sender restarted or dropped it): start over. */
+  | { readonly type: 'TransferReset'; readonly id: number };
 
 /**
- * One periodic tick drives heartbeats, retransmission, elections and
- * catch-up; ToSelf delivers what a server sent itself, in a later step.
+ * One periodic tick drives heartbeats, retransmission, elections, catch-up
+ * and transfer timeouts; ToSelf delivers what a server sent itself, in a later step.
  */
-export type ServerTimer = { readonly type: 'Tick' } | { readonly type: 'ToSelf' } | RpcTimer;
+export type PaxosTimer = { readonly type: 'Tick' } | { readonly type: 'ToSelf' };

@@ -1,19 +1,24 @@
 // One server of a replica group: a PMMC acceptor, leader and replica
-// co-located (DESIGN.md 2.2), driven as one protocol node. A phase 1 or 2
-// request a leader sends its own acceptor is handled in a later step (a
-// zero-delay timer), so the requests to the other acceptors leave without
-// waiting for the local promise to be synced; everything else a server sends
-// itself is handled at once.
+// co-located (DESIGN.md 2.2), plus the two ends of state transfer. Generic
+// over its application: it replicates opaque commands and hands each decided
+// slot, in order, to the host that embeds it (dslabs' Paxos-as-a-sub-node).
+// Client admission and deduplication belong to that host (src/kv).
+//
+// A phase 1 or 2 request a leader sends its own acceptor is handled in a
+// later step (a zero-delay timer), so the requests to the other acceptors
+// leave without waiting for the local promise to be synced; everything else a
+// server sends itself is handled at once.
 import { assert, assertNever } from '../core/assert.js';
-import type { Application } from '../core/application.js';
-import type { Env, ProtocolNode } from '../core/env.js';
+import type { Env } from '../core/env.js';
 import { type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
-import type { StoredState } from '../core/storage.js';
-import { AmoApplication, type AmoOptions, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
+import { mark } from '../core/marks.js';
+import type { ScanRequest, ScanResult, StoredState } from '../core/storage.js';
 import { ACCEPTED_SPACE, ACCEPTOR_SPACE, Acceptor } from './acceptor.js';
 import { Leader } from './leader.js';
-import type { Batch, PaxosMessage, ServerMessage, ServerTimer } from './messages.js';
-import { LOG_SPACE, Replica, SNAPSHOT_SPACE } from './replica.js';
+import type { Batch, PaxosMessage, PaxosTimer } from './messages.js';
+import { LOG_SPACE, META_SPACE, Replica } from './replica.js';
+import { StateReceiver, type TransferSpace } from './state-receiver.js';
+import { StateSender } from './state-sender.js';
 
 export interface PaxosServerConfig {
   readonly self: NodeId;
@@ -22,10 +27,17 @@ export interface PaxosServerConfig {
   readonly electionTicks: number;
   readonly window: number;
   readonly maxBatch: number;
-  readonly snapshotEvery: number;
+  readonly maxBatchBytes: number;
+  readonly maxPendingBytes: number;
+  readonly logRetainSlots: number;
+  readonly maxPendingSlots: number;
   readonly maxCatchup: number;
-  readonly maxWaiting: number;
-  readonly amo: AmoOptions;
+  readonly maxCatchupBytes: number;
+  readonly maxChunkBytes: number;
+  readonly maxTransfers: number;
+  readonly transferIdleTicks: number;
+  readonly transferRetryTicks: number;
+  readonly transferMaxRetries: number;
 }
 
 export const DEFAULT_PAXOS_TUNING = {
@@ -33,113 +45,120 @@ export const DEFAULT_PAXOS_TUNING = {
   electionTicks: 10,
   window: 8,
   maxBatch: 256,
-  snapshotEvery: 1000,
+  maxBatchBytes: 512 * 1024,
+  maxPendingBytes: 64 * 1024 * 1024,
+  logRetainSlots: 1000,
+  maxPendingSlots: 1000,
   maxCatchup: 512,
-  maxWaiting: 100_000,
-  amo: DEFAULT_AMO_OPTIONS,
+  maxCatchupBytes: 1024 * 1024,
+  maxChunkBytes: 256 * 1024,
+  maxTransfers: 2,
+  transferIdleTicks: 1500,
+  transferRetryTicks: 50,
+  transferMaxRetries: 5,
 } as const;
 
-/** The storage spaces a Paxos server keeps. */
-export const PAXOS_SPACES: readonly string[] = [ACCEPTOR_SPACE, ACCEPTED_SPACE, LOG_SPACE, SNAPSHOT_SPACE];
+/** The application Paxos replicates for. */
+export interface PaxosHost {
+  /** Applies the commands one slot decided, in order. Its writes go to the step's ready batch. */
+  apply(s: Slot, batch: Batch): void;
+  /** The storage spaces holding the application's state: what a state transfer streams. */
+  readonly stateSpaces: readonly TransferSpace[];
+  /** A transfer replaced the stored state; `small` holds the small spaces whole. */
+  restored(small: ReadonlyMap<string, ReadonlyArray<readonly [string, Uint8Array]>>): void;
+}
 
 export interface PaxosObserver {
+  /** Every decision a replica learns, the first time it learns it. */
   learned?(server: NodeId, s: Slot, batch: Batch): void;
 }
 
-export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
+/** Spaces Paxos keeps; ACCEPTOR_SPACE is read whole at start (it is small). */
+export const PAXOS_SPACES = [ACCEPTOR_SPACE, ACCEPTED_SPACE, LOG_SPACE, META_SPACE] as const;
+export const PAXOS_PRELOAD = [ACCEPTOR_SPACE] as const;
+
+export class PaxosServer {
   readonly acceptor: Acceptor;
   readonly leader: Leader;
   readonly replica: Replica;
-  private toSelf: ServerMessage[] = [];
+  readonly sender: StateSender;
+  readonly receiver: StateReceiver;
+  private toSelf: PaxosMessage[] = [];
+  private readonly peers: readonly NodeId[];
 
   constructor(
-    private readonly env: Env<ServerMessage, ServerTimer>,
+    private readonly env: Env<PaxosMessage, PaxosTimer>,
     private readonly config: PaxosServerConfig,
-    app: Application<Uint8Array, Uint8Array>,
+    private readonly host: PaxosHost,
     stored: StoredState,
     observer: PaxosObserver = {},
   ) {
     assert(config.members.includes(config.self), `${config.self} is not a member of its group`);
+    this.peers = config.members.filter((m) => m !== config.self);
     const persist = env.persist.bind(env);
-    this.acceptor = new Acceptor(persist, stored);
-    this.replica = new Replica(
-      new AmoApplication(app, config.amo),
-      config,
-      {
-        persist,
-        persistUnsynced: env.persistUnsynced.bind(env),
-        reply: (to, result) => this.send(to, { type: 'ClientResult', result }),
-        learned: (s, batch) => {
-          observer.learned?.(config.self, s, batch);
-          this.leader.onLearned(s);
-        },
+    const read = env.read.bind(env);
+    this.acceptor = new Acceptor({ persist, read }, stored);
+    this.replica = new Replica(config, {
+      persist,
+      persistUnsynced: env.persistUnsynced.bind(env),
+      read,
+      apply: (s, batch) => host.apply(s, batch),
+      learned: (s, batch) => {
+        observer.learned?.(config.self, s, batch);
+        this.leader.onLearned(s);
       },
-      stored,
-    );
-    this.compactAcceptor();
+    });
     this.leader = new Leader(config, {
       send: (to, m) => this.send(to, m),
       random: () => env.random(),
       firstUnapplied: () => this.replica.firstUnapplied(),
       promised: () => this.acceptor.ballot,
+      // A replica far behind would slow the election and drag a huge phase 1: it lets others lead.
+      mayRun: () => !this.receiver.active() && this.replica.lag() < config.window * 4,
     });
+    this.sender = new StateSender(
+      host.stateSpaces.map((s) => s.name),
+      { maxChunkBytes: config.maxChunkBytes, maxTransfers: config.maxTransfers, idleTicks: config.transferIdleTicks },
+      {
+        send: (to, m) => this.send(to, m),
+        openSnapshot: () => env.openSnapshot(),
+        releaseSnapshot: (id) => env.releaseSnapshot(id),
+        scan: (r) => env.scan(r),
+        wholeStateAt: () => (this.replica.transferInProgress() === 0 ? this.replica.firstUnapplied() : undefined),
+      },
+    );
+    this.receiver = new StateReceiver(
+      host.stateSpaces,
+      { retryTicks: config.transferRetryTicks, maxRetries: config.transferMaxRetries },
+      {
+        send: (to, m) => this.send(to, m),
+        persistUnsynced: env.persistUnsynced.bind(env),
+        random: () => env.random(),
+        begin: (id) => this.replica.beginTransfer(id),
+        finish: (at, small) => {
+          // The host reloads what it keeps in memory first: finishing applies the slots held past `at`.
+          host.restored(small);
+          this.replica.finishTransfer(at);
+          this.compactAcceptor();
+          this.leader.onCaughtUp();
+        },
+      },
+    );
+    if (this.replica.transferInProgress() !== 0 && this.peers.length > 0) {
+      mark('replica restarts an interrupted transfer');
+      this.receiver.start(this.randomPeer());
+    }
+    // Decisions it had logged beyond its stored state apply now, not when the next one arrives.
+    this.replica.applyReady();
     env.setTimer({ type: 'Tick' }, config.tickMs);
   }
 
-  onMessage(from: NodeId, message: ServerMessage): void {
-    this.handle(from, message);
+  /** Commands from the local host: proposed, or passed to the leader. */
+  propose(commands: Batch): void {
+    this.leader.propose(commands, this.config.self);
   }
 
-  onTimer(timer: ServerTimer): void {
-    switch (timer.type) {
-      case 'Tick':
-        this.leader.onTick();
-        if (this.replica.lagging()) this.askForCatchup();
-        this.env.setTimer({ type: 'Tick' }, this.config.tickMs);
-        return;
-      case 'ToSelf': {
-        const messages = this.toSelf;
-        this.toSelf = [];
-        for (const m of messages) this.handle(this.config.self, m);
-        return;
-      }
-      case 'SessionRetry':
-        return; // servers hold no client sessions
-      default:
-        assertNever(timer, 'ServerTimer');
-    }
-  }
-
-  checkInvariants(): void {
-    this.acceptor.checkInvariants();
-    this.leader.checkInvariants();
-    this.replica.checkInvariants();
-  }
-
-  private send(to: NodeId, message: ServerMessage): void {
-    if (to !== this.config.self) {
-      this.env.send(to, message);
-    } else if (message.type === 'P1a' || message.type === 'P2a') {
-      if (this.toSelf.length === 0) this.env.setTimer({ type: 'ToSelf' }, millis(0));
-      this.toSelf.push(message);
-    } else {
-      this.handle(this.config.self, message);
-    }
-  }
-
-  private handle(from: NodeId, m: ServerMessage): void {
-    switch (m.type) {
-      case 'ClientCommand':
-        if (this.replica.admit(from, m.command)) this.leader.propose([m.command], this.config.self);
-        return;
-      case 'ClientResult':
-        return; // servers are not clients
-      default:
-        this.handlePaxos(from, m);
-    }
-  }
-
-  private handlePaxos(from: NodeId, m: PaxosMessage): void {
+  onMessage(from: NodeId, m: PaxosMessage): void {
     switch (m.type) {
       case 'P1a': {
         const r = this.acceptor.onP1a(m.ballot, m.fromSlot);
@@ -177,26 +196,96 @@ export class PaxosServer implements ProtocolNode<ServerMessage, ServerTimer> {
         this.send(from, { type: 'CatchupReply', ...this.replica.catchupFor(m.fromSlot) });
         return;
       case 'CatchupReply':
-        this.replica.onCatchup(m.decisions, m.snapshot);
-        this.compactAcceptor();
-        this.leader.onCaughtUp();
+        this.onCatchupReply(from, m);
+        return;
+      case 'TransferRequest':
+        this.sender.onRequest(from, m);
+        return;
+      case 'TransferChunk':
+        this.receiver.onChunk(from, m);
+        return;
+      case 'TransferReset':
+        this.receiver.onReset(from, m, this.peers);
         return;
       default:
         assertNever(m, 'PaxosMessage');
     }
   }
 
-  /** The replica's snapshot covers every slot below its bound: the acceptor may forget them. */
+  onTimer(timer: PaxosTimer): void {
+    switch (timer.type) {
+      case 'Tick':
+        this.leader.onTick();
+        this.sender.onTick();
+        this.receiver.onTick(this.peers);
+        if (this.replica.lagging() && !this.receiver.active()) this.askForCatchup();
+        this.env.setTimer({ type: 'Tick' }, this.config.tickMs);
+        return;
+      case 'ToSelf': {
+        const messages = this.toSelf;
+        this.toSelf = [];
+        for (const m of messages) this.onMessage(this.config.self, m);
+        return;
+      }
+      default:
+        assertNever(timer, 'PaxosTimer');
+    }
+  }
+
+  onScanned(request: ScanRequest, result: ScanResult | undefined): void {
+    this.sender.onScanned(request, result);
+  }
+
+  checkInvariants(): void {
+    this.acceptor.checkInvariants();
+    this.leader.checkInvariants();
+    this.replica.checkInvariants();
+    this.sender.checkInvariants();
+    assert(this.acceptor.compacted <= this.replica.firstUnapplied(), 'acceptor compacted past the applied state');
+  }
+
+  private onCatchupReply(from: NodeId, m: Extract<PaxosMessage, { type: 'CatchupReply' }>): void {
+    if (this.receiver.active()) return;
+    const first = m.decisions[0];
+    if (first === undefined && m.logStart > this.replica.firstUnapplied()) {
+      this.receiver.start(from);
+      return;
+    }
+    for (const d of m.decisions) this.replica.onDecision(d.slot, d.batch);
+    this.compactAcceptor();
+    this.leader.onCaughtUp();
+  }
+
+  private send(to: NodeId, message: PaxosMessage): void {
+    if (to !== this.config.self) {
+      this.env.send(to, message);
+    } else if (message.type === 'P1a' || message.type === 'P2a') {
+      if (this.toSelf.length === 0) this.env.setTimer({ type: 'ToSelf' }, millis(0));
+      this.toSelf.push(message);
+    } else {
+      this.onMessage(this.config.self, message);
+    }
+  }
+
+  /**
+   * Every slot the replica applied is decided: the acceptor may forget it. In
+   * steps of a few slots, since each compaction is a synced write.
+   */
   private compactAcceptor(): void {
-    this.acceptor.compact(this.replica.compactedBelow());
+    const applied = this.replica.firstUnapplied();
+    if (this.replica.transferInProgress() !== 0) return;
+    if (applied >= this.acceptor.compacted + this.config.window * 8) this.acceptor.compact(applied);
   }
 
   /** Asks the leader (or, with none known, a random peer) for what we are missing. */
   private askForCatchup(): void {
-    const peers = this.config.members.filter((m) => m !== this.config.self);
     const leader = this.leader.knownLeader();
-    const target =
-      leader !== undefined && leader !== this.config.self ? leader : peers[Math.floor(this.env.random() * peers.length)];
-    if (target !== undefined) this.send(target, { type: 'CatchupRequest', fromSlot: this.replica.firstUnapplied() });
+    const target = leader !== undefined && leader !== this.config.self ? leader : this.randomPeer();
+    this.send(target, { type: 'CatchupRequest', fromSlot: this.replica.firstUnapplied() });
+  }
+
+  private randomPeer(): NodeId {
+    const p = this.peers[Math.floor(this.env.random() * this.peers.length)];
+    return p ?? this.config.self;
   }
 }

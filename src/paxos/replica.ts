@@ -1,80 +1,93 @@
 // PMMC replica (section 3, fig. 1), learner side: applies decided batches in
-// slot order to the at-most-once application and answers the clients that are
-// waiting on this server. Decisions are logged durably as they are learned;
-// every `snapshotEvery` slots the applied state is snapshotted and the log
-// behind it dropped (section 4's garbage collection). A replica that lags —
-// restarted, partitioned, or just missing Decision messages — catches up from
-// a peer's log, or from its snapshot when that log is gone.
+// slot order to the application hosting Paxos. The application's state lives
+// on disk (DESIGN.md 3); each applied slot's writes land in the same ready
+// batch as the replica's `applied` mark, so state and mark never disagree.
 //
-// Invariants: snapshotSlot <= slotOut; the log holds only slots >= snapshotSlot;
-// a slot is applied exactly once, in order.
+// Decisions are logged as they are learned (unsynced: a majority of acceptors
+// holds them durably). The log keeps a tail of `logRetainSlots` applied slots
+// on disk for lagging peers; older entries are deleted in the batch after the
+// state they produced, so a crash never leaves a slot forgotten whose effect
+// was lost with it. Memory holds only decided-but-unapplied batches, bounded
+// by `maxPendingSlots`. A replica whose peers dropped the log it needs
+// receives the state by transfer (paxos-server.ts wires it).
+//
+// Invariants: compactedBelow <= slotOut; pending holds only slots in
+// [slotOut, slotOut + maxPendingSlots); a slot is applied exactly once, in order.
 import { assert } from '../core/assert.js';
-import type { NodeId, Slot } from '../core/ids.js';
-import { slot } from '../core/ids.js';
-import { del, indexKey, put, type StorageWrite, type StoredState, space } from '../core/storage.js';
-import type { AmoApplication } from '../rpc/amo-application.js';
-import type { AmoCommand, AmoResult } from '../rpc/messages.js';
+import { type Slot, slot } from '../core/ids.js';
+import { del, indexKey, put, type StorageWrite } from '../core/storage.js';
 import { mark } from '../core/marks.js';
-import { records } from './codec.js';
-import type { Batch, DecidedSlot, ReplicaSnapshot } from './messages.js';
+import { batchBytes, type ReplicaMeta, records } from './codec.js';
+import type { Batch, DecidedSlot } from './messages.js';
 
 export const LOG_SPACE = 'log';
-export const SNAPSHOT_SPACE = 'snapshot';
-const SNAPSHOT_KEY = 'latest';
+export const META_SPACE = 'meta';
+const META_KEY = 'replica';
 
 export interface ReplicaConfig {
-  /** Applied slots between snapshots. */
-  readonly snapshotEvery: number;
+  /** Applied slots whose log entries stay on disk for lagging peers. */
+  readonly logRetainSlots: number;
+  /** Decided slots beyond the next to apply that are held in memory; later ones are fetched again. */
+  readonly maxPendingSlots: number;
   /** Decisions in one catch-up reply at most. */
   readonly maxCatchup: number;
-  /** Clients waiting for an answer, at most (the oldest are forgotten: they retry). */
-  readonly maxWaiting: number;
+  /** Bytes of decisions in one catch-up reply at most (at least one goes). */
+  readonly maxCatchupBytes: number;
 }
 
 export interface ReplicaPorts {
   persist(...writes: StorageWrite[]): void;
-  /** Decisions are durable at a majority of acceptors already: the local log need not be synced. */
+  /** Decisions and applied state are recoverable from a majority: not synced. */
   persistUnsynced(...writes: StorageWrite[]): void;
-  reply(to: NodeId, result: AmoResult): void;
+  read(space: string, key: string): Uint8Array | undefined;
+  /** Applies one decided slot's commands to the hosting application. */
+  apply(s: Slot, batch: Batch): void;
   /** Every decision the first time this replica learns it (for tests' cross-replica checks). */
   learned?(s: Slot, batch: Batch): void;
 }
 
 export class Replica {
   private slotOut = slot(0);
-  private snapshotSlot = slot(0);
-  private readonly log = new Map<Slot, Batch>();
-  /** Command key -> the client to answer when it applies. */
-  private readonly waiting = new Map<string, NodeId>();
+  private compactedBelow = slot(0);
+  /** Nonzero while a transfer is being received: the stored state is partial, nothing may be applied. */
+  private transferId = 0;
+  private readonly pending = new Map<Slot, Batch>();
   /** Highest slot below which some peer said everything is decided. */
   private decidedBelow = slot(0);
-  /** Bytes of the latest snapshot, kept to serve catch-up without re-encoding. */
-  private cachedSnapshot: Uint8Array | undefined;
 
   constructor(
-    private readonly app: AmoApplication,
     private readonly config: ReplicaConfig,
     private readonly ports: ReplicaPorts,
-    stored: StoredState,
   ) {
-    const snap = space(stored, SNAPSHOT_SPACE).get(SNAPSHOT_KEY);
-    if (snap !== undefined) {
-      mark('replica restarts from its snapshot');
-      this.install(records.decodeSnapshot(snap));
+    const bytes = ports.read(META_SPACE, META_KEY);
+    if (bytes !== undefined) {
+      const m = records.decodeMeta(bytes);
+      this.slotOut = slot(m.applied);
+      this.compactedBelow = slot(m.compactedBelow);
+      this.transferId = m.transferId;
+      mark('replica restarts from its stored state');
     }
-    for (const bytes of space(stored, LOG_SPACE).values()) {
-      const d = records.decodeDecided(bytes);
-      if (d.slot >= this.snapshotSlot) this.log.set(d.slot, d.batch);
+    this.decidedBelow = this.slotOut;
+    // The decisions it had learned beyond its state, as far as they run without a gap.
+    for (let s = this.slotOut; this.pending.size < config.maxPendingSlots; s++) {
+      const d = ports.read(LOG_SPACE, indexKey(s));
+      if (d === undefined) break;
+      this.pending.set(slot(s), records.decodeDecided(d).batch);
     }
-    this.applyReady();
   }
 
   firstUnapplied(): Slot {
     return this.slotOut;
   }
 
-  compactedBelow(): Slot {
-    return this.snapshotSlot;
+  /** Log entries below this are gone: a peer that needs them must transfer the state. */
+  logStart(): Slot {
+    return this.compactedBelow;
+  }
+
+  /** The transfer whose partial state is stored, or 0. */
+  transferInProgress(): number {
+    return this.transferId;
   }
 
   /** Every slot below this is decided, as far as this replica knows. */
@@ -82,32 +95,17 @@ export class Replica {
     return this.decidedBelow > this.slotOut ? this.decidedBelow : this.slotOut;
   }
 
-  /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
-  admit(client: NodeId, command: AmoCommand): boolean {
-    if (command.kind === 'request') {
-      const cached = this.app.cachedResult(command.session, command.seq);
-      if (cached !== undefined) {
-        this.ports.reply(client, { kind: 'result', session: command.session, seq: command.seq, result: cached });
-        return false;
-      }
-    }
-    const key = commandKey(command);
-    this.waiting.delete(key);
-    this.waiting.set(key, client);
-    if (this.waiting.size > this.config.maxWaiting) {
-      const oldest = this.waiting.keys().next();
-      if (!oldest.done) this.waiting.delete(oldest.value);
-    }
-    return true;
-  }
-
   /** Learns a decision, and applies every slot it makes ready. */
   onDecision(s: Slot, batch: Batch): void {
-    if (s < this.slotOut || this.log.has(s)) return;
-    this.log.set(s, batch);
+    if (s >= this.decidedBelow) this.decidedBelow = slot(s + 1);
+    if (s < this.slotOut || this.pending.has(s)) return;
+    if (s >= this.slotOut + this.config.maxPendingSlots) {
+      mark('replica drops a decision too far ahead');
+      return;
+    }
+    this.pending.set(s, batch);
     this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
     this.ports.learned?.(s, batch);
-    if (s >= this.decidedBelow) this.decidedBelow = slot(s + 1);
     this.applyReady();
   }
 
@@ -118,95 +116,100 @@ export class Replica {
 
   /** Whether this replica knows it is missing decisions. */
   lagging(): boolean {
-    return this.decidedBelow > this.slotOut && !this.log.has(this.slotOut);
+    return this.knownDecidedBelow() > this.slotOut && !this.pending.has(this.slotOut);
   }
 
-  /** Answers a lagging peer: the decisions it lacks, with our snapshot first if our log no longer reaches back. */
-  catchupFor(fromSlot: Slot): { decisions: DecidedSlot[]; snapshot: ReplicaSnapshot | undefined } {
-    let snapshot: ReplicaSnapshot | undefined;
-    let from = fromSlot;
-    if (from < this.snapshotSlot) {
-      snapshot = { slot: this.snapshotSlot, state: this.snapshotState() };
-      from = this.snapshotSlot;
-    }
+  /** How many decided slots this replica has not applied, as far as it knows. */
+  lag(): number {
+    return this.knownDecidedBelow() - this.slotOut;
+  }
+
+  /** Answers a lagging peer: the decisions it lacks from `fromSlot`, within the count and byte bounds. */
+  catchupFor(fromSlot: Slot): { decisions: DecidedSlot[]; logStart: Slot } {
     const decisions: DecidedSlot[] = [];
-    for (let s = from; decisions.length < this.config.maxCatchup; s++) {
-      const batch = this.log.get(slot(s));
+    if (fromSlot < this.compactedBelow || this.transferId !== 0) return { decisions, logStart: this.compactedBelow };
+    let bytes = 0;
+    for (let s = fromSlot; decisions.length < this.config.maxCatchup; s++) {
+      const batch = s < this.slotOut ? this.logged(slot(s)) : this.pending.get(slot(s));
       if (batch === undefined) break;
+      bytes += batchBytes(batch);
+      if (decisions.length > 0 && bytes > this.config.maxCatchupBytes) break;
       decisions.push({ slot: slot(s), batch });
     }
-    return { decisions, snapshot };
+    return { decisions, logStart: this.compactedBelow };
   }
 
-  onCatchup(decisions: readonly DecidedSlot[], snapshot: ReplicaSnapshot | undefined): void {
-    if (snapshot !== undefined && snapshot.slot > this.slotOut) {
-      mark('replica installs a peer snapshot');
-      this.install(snapshot);
-      this.keepSnapshot(snapshot);
-      // Decisions learned while we lagged may follow the snapshot directly.
-      this.applyReady();
+  /** A transfer begins: the stored state is no longer whole until `finishTransfer`. */
+  beginTransfer(id: number): void {
+    assert(id !== 0);
+    this.transferId = id;
+    this.ports.persist(this.metaWrite());
+  }
+
+  /** The state as of `at` (every slot below it applied) is fully stored: resume from there. */
+  finishTransfer(at: Slot): void {
+    assert(this.transferId !== 0, 'no transfer to finish');
+    mark('replica installs a transferred state');
+    // The log behind the new state is useless now: its entries were retained below the old slotOut.
+    for (let s = this.compactedBelow; s < this.slotOut + this.config.maxPendingSlots; s++) {
+      this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));
     }
-    for (const d of decisions) this.onDecision(d.slot, d.batch);
+    // The state is exactly the state at `at`, even in the odd case that we had applied further before.
+    this.slotOut = at;
+    for (const s of [...this.pending.keys()]) if (s < at || s >= at + this.config.maxPendingSlots) this.pending.delete(s);
+    this.compactedBelow = this.slotOut;
+    if (this.decidedBelow < this.slotOut) this.decidedBelow = this.slotOut;
+    this.transferId = 0;
+    for (const [s, batch] of this.pending) {
+      this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
+    }
+    this.ports.persist(this.metaWrite());
+    this.applyReady();
   }
 
-  logSize(): number {
-    return this.log.size;
+  pendingCount(): number {
+    return this.pending.size;
   }
 
   checkInvariants(): void {
-    assert(this.snapshotSlot <= this.slotOut, 'snapshot ahead of the applied state');
-    for (const s of this.log.keys()) assert(s >= this.snapshotSlot, 'log kept a compacted slot');
+    assert(this.compactedBelow <= this.slotOut, 'log compacted past the applied state');
+    for (const s of this.pending.keys()) {
+      assert(s >= this.slotOut && s < this.slotOut + this.config.maxPendingSlots, `pending slot ${s} out of range`);
+    }
   }
 
-  private applyReady(): void {
+  /** Applies every held decision that is next in line (also called once the host is built, at start). */
+  applyReady(): void {
+    if (this.transferId !== 0) return;
+    const from = this.slotOut;
     for (;;) {
-      const batch = this.log.get(this.slotOut);
+      const batch = this.pending.get(this.slotOut);
       if (batch === undefined) break;
-      for (const command of batch) this.answer(command, this.app.apply(command));
+      this.pending.delete(this.slotOut);
+      this.ports.apply(this.slotOut, batch);
       this.slotOut = slot(this.slotOut + 1);
     }
-    if (this.slotOut >= this.snapshotSlot + this.config.snapshotEvery) this.compact();
+    if (this.slotOut === from) return;
+    this.compact();
+    this.ports.persistUnsynced(this.metaWrite());
   }
 
-  private answer(command: AmoCommand, result: AmoResult): void {
-    const key = commandKey(command);
-    const client = this.waiting.get(key);
-    if (client === undefined) return;
-    this.waiting.delete(key);
-    this.ports.reply(client, result);
-  }
-
+  /** Drops log entries past the retained tail; they go in the batch after the state they produced. */
   private compact(): void {
+    const below = this.slotOut - this.config.logRetainSlots;
+    if (below < this.compactedBelow + Math.max(1, Math.floor(this.config.logRetainSlots / 4))) return;
     mark('replica compacts its log');
-    this.keepSnapshot({ slot: this.slotOut, state: this.app.snapshot() });
+    for (let s = this.compactedBelow; s < below; s++) this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));
+    this.compactedBelow = slot(below);
   }
 
-  /** Makes `snap` the durable snapshot and drops the log behind it, in the same write batch. */
-  private keepSnapshot(snap: ReplicaSnapshot): void {
-    this.ports.persist(put(SNAPSHOT_SPACE, SNAPSHOT_KEY, records.encodeSnapshot(snap)));
-    this.snapshotSlot = snap.slot;
-    this.cachedSnapshot = snap.state;
-    for (const s of [...this.log.keys()]) {
-      if (s >= snap.slot) continue;
-      this.log.delete(s);
-      this.ports.persist(del(LOG_SPACE, indexKey(s)));
-    }
+  private logged(s: Slot): Batch | undefined {
+    const bytes = this.ports.read(LOG_SPACE, indexKey(s));
+    return bytes === undefined ? undefined : records.decodeDecided(bytes).batch;
   }
 
-  private snapshotState(): Uint8Array {
-    assert(this.cachedSnapshot !== undefined, 'no snapshot to send');
-    return this.cachedSnapshot;
+  private metaWrite(): StorageWrite {
+    const meta: ReplicaMeta = { applied: this.slotOut, compactedBelow: this.compactedBelow, transferId: this.transferId };
+    return put(META_SPACE, META_KEY, records.encodeMeta(meta));
   }
-
-  private install(snap: ReplicaSnapshot): void {
-    this.app.restore(snap.state);
-    this.slotOut = snap.slot;
-    this.snapshotSlot = snap.slot;
-    this.cachedSnapshot = snap.state;
-    if (snap.slot > this.decidedBelow) this.decidedBelow = snap.slot;
-  }
-}
-
-function commandKey(c: AmoCommand): string {
-  return c.kind === 'register' ? `r${c.nonce}` : `${c.session}:${c.seq}`;
 }

@@ -3,15 +3,22 @@
 // replica deduplicates identically. Clients retry until answered, which turns
 // at-most-once into exactly-once.
 //
+// Storage (DESIGN.md 3): session records and the wrapper's counters are few
+// and small (at most `maxSessions`), so they are kept in memory and written
+// through to their own small space, which a restarting replica reads whole.
+// Cached results live on disk only, next to the application's state. Reads
+// (`read` commands) have no place in the table at all: a retried read reads
+// again.
+//
 // Invariants:
 // - a (session, seq) is applied to the inner application at most once;
 // - a registration nonce opens at most one live session (retries get it again);
 // - every seq of a live session below `ackedBelow` was applied (the client
-//   only acknowledges results it holds), every seq at or above it was applied
-//   iff its result is cached;
+//   only acknowledges results it holds); a seq in [ackedBelow, nextSeq) was
+//   applied iff its result is stored;
 // - sessions expire deterministically, by count of applied commands (never
 //   wall clock), and the table holds at most `maxSessions`.
-import type { Application } from '../core/application.js';
+import type { Application, StateStore } from '../core/application.js';
 import { assert, assertNever } from '../core/assert.js';
 import { type Seq, type SessionId, seq, sessionId } from '../core/ids.js';
 import * as wire from '../gen/shardpax/v1/session.js';
@@ -32,14 +39,28 @@ export const DEFAULT_AMO_OPTIONS: AmoOptions = {
   maxWindow: 1024,
 };
 
+/** Where the wrapper keeps what it keeps. */
+export interface AmoStores {
+  /** Small: session records and counters; read whole at start (`AmoApplication.load`). */
+  readonly sessions: StateStore;
+  /** Cached results, under RESULT_PREFIX. */
+  readonly results: StateStore;
+  /** The inner application's state. */
+  readonly app: StateStore;
+}
+
 interface SessionState {
   readonly nonce: number;
   ackedBelow: Seq;
   lastActive: number;
-  readonly results: Map<Seq, Uint8Array>;
+  nextSeq: Seq;
 }
 
-export class AmoApplication implements Application<AmoCommand, AmoResult> {
+/** Key of the counters record in the sessions store; session records are under their hex id. */
+export const AMO_META_KEY = 'meta';
+const SESSION_PREFIX = 's/';
+
+export class AmoApplication {
   private applied = 0;
   private nextSession = 1;
   /** Least recently active first: touching a session moves it to the end. */
@@ -48,65 +69,121 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
   private byNonce = new Map<number, SessionId>();
 
   constructor(
-    private readonly inner: Application<Uint8Array, Uint8Array>,
+    private readonly inner: Application,
     private readonly options: AmoOptions = DEFAULT_AMO_OPTIONS,
   ) {
     assert(options.maxSessions > 0 && options.sessionTtlCommands > 0 && options.maxWindow > 0);
   }
 
-  apply(command: AmoCommand): AmoResult {
+  /** Rebuilds the table from the sessions store's records (at start, or after a state transfer). */
+  load(records: Iterable<readonly [string, Uint8Array]>): void {
+    this.applied = 0;
+    this.nextSession = 1;
+    const loaded: Array<[SessionId, SessionState]> = [];
+    for (const [key, bytes] of records) {
+      if (key === AMO_META_KEY) {
+        const m = wire.AmoMeta.decode(bytes);
+        this.applied = m.applied;
+        this.nextSession = m.nextSession;
+        continue;
+      }
+      assert(key.startsWith(SESSION_PREFIX), `unexpected key ${JSON.stringify(key)} in the session table`);
+      const r = wire.SessionRecord.decode(bytes);
+      assert(sessionKey(sessionId(r.session)) === key, 'session record filed under another key');
+      loaded.push([
+        sessionId(r.session),
+        { nonce: r.nonce, ackedBelow: seq(r.ackedBelow), lastActive: r.lastActive, nextSeq: seq(r.nextSeq) },
+      ]);
+    }
+    loaded.sort(([, a], [, b]) => a.lastActive - b.lastActive);
+    this.sessions = new Map(loaded);
+    this.byNonce = new Map(loaded.map(([id, s]) => [s.nonce, id]));
+  }
+
+  apply(command: AmoCommand, stores: AmoStores): AmoResult {
     this.applied += 1;
-    this.expireIdle();
+    this.expireIdle(stores);
+    let result: AmoResult;
     switch (command.kind) {
       case 'register':
-        return this.register(command.nonce);
+        result = this.register(command.nonce, stores);
+        break;
       case 'request':
-        return this.request(command);
+        result = this.request(command, stores);
+        break;
+      case 'read':
+        result = { kind: 'read', id: command.id, result: this.inner.query(command.command, stores.app) };
+        break;
       default:
         return assertNever(command, 'AmoCommand');
     }
+    stores.sessions.put(AMO_META_KEY, wire.AmoMeta.encode({ applied: this.applied, nextSession: this.nextSession }).finish());
+    return result;
   }
 
   /** Whether this (session, seq) was already applied: replicas answer such duplicates without the log. */
-  cachedResult(session: SessionId, s: Seq): Uint8Array | undefined {
-    return this.sessions.get(session)?.results.get(s);
+  cachedResult(session: SessionId, s: Seq, results: StateStore): Uint8Array | undefined {
+    const state = this.sessions.get(session);
+    if (state === undefined || s < state.ackedBelow || s >= state.nextSeq) return undefined;
+    return results.get(resultKey(session, s));
   }
 
   sessionCount(): number {
     return this.sessions.size;
   }
 
-  private register(nonce: number): AmoResult {
+  checkInvariants(): void {
+    assert(this.sessions.size <= this.options.maxSessions, 'too many sessions');
+    assert(this.byNonce.size === this.sessions.size, 'nonce index out of step with the sessions');
+    let last = -1;
+    for (const [id, s] of this.sessions) {
+      assert(s.lastActive >= last, 'sessions out of activity order');
+      last = s.lastActive;
+      assert(this.byNonce.get(s.nonce) === id, 'nonce index points elsewhere');
+      assert(s.nextSeq <= s.ackedBelow + this.options.maxWindow || s.nextSeq === s.ackedBelow, 'results past the window');
+    }
+  }
+
+  private register(nonce: number, stores: AmoStores): AmoResult {
     const existing = this.byNonce.get(nonce);
     if (existing !== undefined) return { kind: 'registered', nonce, session: existing };
     const id = sessionId(this.nextSession++);
-    this.sessions.set(id, { nonce, ackedBelow: seq(0), lastActive: this.applied, results: new Map() });
+    const state: SessionState = { nonce, ackedBelow: seq(0), lastActive: this.applied, nextSeq: seq(0) };
+    this.sessions.set(id, state);
     this.byNonce.set(nonce, id);
-    while (this.sessions.size > this.options.maxSessions) this.evictOldest();
+    this.save(id, state, stores);
+    while (this.sessions.size > this.options.maxSessions) this.evictOldest(stores);
     return { kind: 'registered', nonce, session: id };
   }
 
-  private request(c: Extract<AmoCommand, { kind: 'request' }>): AmoResult {
+  private request(c: Extract<AmoCommand, { kind: 'request' }>, stores: AmoStores): AmoResult {
     const state = this.sessions.get(c.session);
     if (state === undefined) return { kind: 'expired', session: c.session, seq: c.seq };
     this.touch(c.session, state);
-    this.forgetAcknowledged(state, c.ackedBelow);
+    this.forgetAcknowledged(c.session, state, c.ackedBelow, stores);
     // Below ackedBelow the client has its result already; past the window it broke the protocol.
     if (c.seq < state.ackedBelow || c.seq >= state.ackedBelow + this.options.maxWindow) {
+      this.save(c.session, state, stores);
       return { kind: 'expired', session: c.session, seq: c.seq };
     }
-    let result = state.results.get(c.seq);
+    const key = resultKey(c.session, c.seq);
+    let result = c.seq < state.nextSeq ? stores.results.get(key) : undefined;
     if (result === undefined) {
-      result = this.inner.apply(c.command);
-      state.results.set(c.seq, result);
+      result = this.inner.apply(c.command, stores.app);
+      stores.results.put(key, result);
+      if (c.seq >= state.nextSeq) state.nextSeq = seq(c.seq + 1);
     }
+    this.save(c.session, state, stores);
     return { kind: 'result', session: c.session, seq: c.seq, result };
   }
 
-  private forgetAcknowledged(state: SessionState, ackedBelow: Seq): void {
+  /** Drops the results the client holds: at most `maxWindow` keys, since results live only inside the window. */
+  private forgetAcknowledged(id: SessionId, state: SessionState, ackedBelow: Seq, stores: AmoStores): void {
     if (ackedBelow <= state.ackedBelow) return; // a delayed duplicate carries an older mark
-    for (const s of state.results.keys()) if (s < ackedBelow) state.results.delete(s);
+    const end = Math.min(ackedBelow, state.nextSeq);
+    for (let s = state.ackedBelow; s < end; s++) stores.results.del(resultKey(id, seq(s)));
     state.ackedBelow = ackedBelow;
+    if (state.nextSeq < ackedBelow) state.nextSeq = ackedBelow;
   }
 
   private touch(id: SessionId, state: SessionState): void {
@@ -115,58 +192,42 @@ export class AmoApplication implements Application<AmoCommand, AmoResult> {
     this.sessions.set(id, state);
   }
 
-  private expireIdle(): void {
+  private expireIdle(stores: AmoStores): void {
     for (const [id, state] of this.sessions) {
       if (this.applied - state.lastActive <= this.options.sessionTtlCommands) return;
-      this.forget(id, state);
+      this.forget(id, state, stores);
     }
   }
 
-  private evictOldest(): void {
+  private evictOldest(stores: AmoStores): void {
     const oldest = this.sessions.entries().next();
     assert(!oldest.done);
-    this.forget(...oldest.value);
+    this.forget(...oldest.value, stores);
   }
 
-  private forget(id: SessionId, state: SessionState): void {
+  private forget(id: SessionId, state: SessionState, stores: AmoStores): void {
+    for (let s = state.ackedBelow; s < state.nextSeq; s++) stores.results.del(resultKey(id, seq(s)));
+    stores.sessions.del(sessionKey(id));
     this.sessions.delete(id);
     this.byNonce.delete(state.nonce);
   }
 
-  snapshot(): Uint8Array {
-    const sessions: wire.SessionState[] = [];
-    for (const [id, s] of this.sessions) {
-      sessions.push({
-        session: id,
-        nonce: s.nonce,
-        ackedBelow: s.ackedBelow,
-        lastActive: s.lastActive,
-        results: [...s.results].map(([k, v]) => ({ seq: k, result: v })),
-      });
-    }
-    return wire.AmoSnapshot.encode({
-      applied: this.applied,
-      nextSession: this.nextSession,
-      sessions,
-      application: this.inner.snapshot(),
+  private save(id: SessionId, s: SessionState, stores: AmoStores): void {
+    const record = wire.SessionRecord.encode({
+      session: id,
+      nonce: s.nonce,
+      ackedBelow: s.ackedBelow,
+      lastActive: s.lastActive,
+      nextSeq: s.nextSeq,
     }).finish();
+    stores.sessions.put(sessionKey(id), record);
   }
+}
 
-  restore(snapshot: Uint8Array): void {
-    const w = wire.AmoSnapshot.decode(snapshot);
-    this.applied = w.applied;
-    this.nextSession = w.nextSession;
-    this.sessions = new Map();
-    this.byNonce = new Map();
-    for (const s of w.sessions) {
-      this.byNonce.set(s.nonce, sessionId(s.session));
-      this.sessions.set(sessionId(s.session), {
-        nonce: s.nonce,
-        ackedBelow: seq(s.ackedBelow),
-        lastActive: s.lastActive,
-        results: new Map(s.results.map((r) => [seq(r.seq), r.result])),
-      });
-    }
-    this.inner.restore(w.application);
-  }
+function sessionKey(id: SessionId): string {
+  return SESSION_PREFIX + id.toString(16).padStart(14, '0');
+}
+
+function resultKey(id: SessionId, s: Seq): string {
+  return `${id.toString(16).padStart(14, '0')}/${s.toString(16).padStart(14, '0')}`;
 }

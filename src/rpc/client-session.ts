@@ -1,6 +1,7 @@
 // Client half of exactly-once RPC (DESIGN.md 2.1). Registers a session, numbers
 // requests, keeps up to `window` in flight and retransmits each until its
-// result arrives. Every submitted command completes exactly once: with its
+// result arrives. Reads need no session: each carries a random id, and a
+// retransmitted one simply reads again. Every submitted command completes exactly once: with its
 // result, or with 'expired' when the server forgot the session (the outcome
 // is then unknown and the caller must be told so).
 //
@@ -31,6 +32,10 @@ interface InFlight extends Pending {
   sentAtTick: number;
 }
 
+interface ReadInFlight extends InFlight {
+  readonly id: number;
+}
+
 type State =
   | { readonly kind: 'idle' }
   | { readonly kind: 'registering'; readonly nonce: number; sentAtTick: number }
@@ -39,7 +44,9 @@ type State =
 export class ClientSession {
   private state: State = { kind: 'idle' };
   private readonly queue: Pending[] = [];
+  private readonly readQueue: Pending[] = [];
   private readonly inFlight = new Map<Seq, InFlight>();
+  private readonly reads = new Map<number, ReadInFlight>();
   private nextSeq = seq(0);
   private nextTicket = 0;
   private target = 0;
@@ -64,9 +71,17 @@ export class ClientSession {
     return ticket;
   }
 
+  /** Queues a command that only reads; returns the ticket its outcome will carry. */
+  read(command: Uint8Array): number {
+    const ticket = this.nextTicket++;
+    this.readQueue.push({ ticket, command });
+    this.pump();
+    return ticket;
+  }
+
   /** Commands submitted and not yet completed. */
   outstanding(): number {
-    return this.queue.length + this.inFlight.size;
+    return this.queue.length + this.readQueue.length + this.inFlight.size + this.reads.size;
   }
 
   onResult(result: AmoResult): void {
@@ -91,6 +106,15 @@ export class ClientSession {
         if (this.currentRequest(result.session, result.seq) === undefined) return;
         this.failInFlight();
         return;
+      case 'read': {
+        const r = this.reads.get(result.id);
+        if (r === undefined) return; // a duplicate answer
+        this.silentTicks = 0;
+        this.reads.delete(result.id);
+        this.onOutcome(r.ticket, { ok: true, result: result.result });
+        this.pump();
+        return;
+      }
       default:
         assertNever(result, 'AmoResult');
     }
@@ -124,12 +148,19 @@ export class ClientSession {
   }
 
   private pump(): void {
+    while (this.readQueue.length > 0 && this.inFlightCount() < this.options.window) {
+      const p = this.readQueue.shift();
+      assert(p !== undefined);
+      const r: ReadInFlight = { ...p, id: this.randomNonce(), sentAtTick: this.tick };
+      this.reads.set(r.id, r);
+      this.sendRead(r);
+    }
     if (this.state.kind === 'idle' && this.queue.length > 0) {
       this.state = { kind: 'registering', nonce: this.randomNonce(), sentAtTick: this.tick };
       this.sendRegister(this.state.nonce);
     }
     if (this.state.kind === 'open') {
-      while (this.queue.length > 0 && this.inFlight.size < this.options.window) {
+      while (this.queue.length > 0 && this.inFlightCount() < this.options.window) {
         const p = this.queue.shift();
         assert(p !== undefined);
         const s = this.nextSeq;
@@ -141,7 +172,16 @@ export class ClientSession {
     this.armTimer();
   }
 
+  private inFlightCount(): number {
+    return this.inFlight.size + this.reads.size;
+  }
+
   private retransmit(): void {
+    for (const r of this.reads.values()) {
+      if (r.sentAtTick >= this.tick) continue;
+      r.sentAtTick = this.tick;
+      this.sendRead(r);
+    }
     const st = this.state;
     if (st.kind === 'registering' && st.sentAtTick < this.tick) {
       st.sentAtTick = this.tick;
@@ -171,6 +211,10 @@ export class ClientSession {
     return low;
   }
 
+  private sendRead(r: ReadInFlight): void {
+    this.env.send(this.server(), { type: 'ClientCommand', command: { kind: 'read', id: r.id, command: r.command } });
+  }
+
   private sendRegister(nonce: number): void {
     this.env.send(this.server(), { type: 'ClientCommand', command: { kind: 'register', nonce } });
   }
@@ -190,8 +234,9 @@ export class ClientSession {
   }
 
   private armTimer(): void {
-    if (this.timerArmed || this.state.kind === 'idle') return;
-    if (this.state.kind === 'open' && this.inFlight.size === 0) return;
+    if (this.timerArmed) return;
+    const sessionIdle = this.state.kind === 'idle' || (this.state.kind === 'open' && this.inFlight.size === 0);
+    if (sessionIdle && this.reads.size === 0) return;
     this.timerArmed = true;
     this.env.setTimer({ type: 'SessionRetry', owner: this.options.timerOwner }, this.options.retryMs);
   }

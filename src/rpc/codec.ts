@@ -18,6 +18,8 @@ export function amoCommandToWire(c: AmoCommand): wire.AmoCommand {
           value: { session: c.session, seq: c.seq, ackedBelow: c.ackedBelow, command: c.command },
         },
       };
+    case 'read':
+      return { kind: { $case: 'read', value: { id: c.id, command: c.command } } };
     default:
       return assertNever(c, 'AmoCommand');
   }
@@ -37,6 +39,8 @@ export function amoCommandFromWire(w: wire.AmoCommand): AmoCommand {
         ackedBelow: seq(k.value.ackedBelow),
         command: k.value.command,
       };
+    case 'read':
+      return { kind: 'read', id: k.value.id, command: k.value.command };
     default:
       return assertNever(k, 'AmoCommand wire kind');
   }
@@ -50,6 +54,8 @@ export function amoResultToWire(r: AmoResult): wire.AmoResult {
       return { kind: { $case: 'result', value: { session: r.session, seq: r.seq, result: r.result } } };
     case 'expired':
       return { kind: { $case: 'expired', value: { session: r.session, seq: r.seq } } };
+    case 'read':
+      return { kind: { $case: 'read', value: { id: r.id, result: r.result } } };
     default:
       return assertNever(r, 'AmoResult');
   }
@@ -65,6 +71,8 @@ export function amoResultFromWire(w: wire.AmoResult): AmoResult {
       return { kind: 'result', session: sessionId(k.value.session), seq: seq(k.value.seq), result: k.value.result };
     case 'expired':
       return { kind: 'expired', session: sessionId(k.value.session), seq: seq(k.value.seq) };
+    case 'read':
+      return { kind: 'read', id: k.value.id, result: k.value.result };
     default:
       return assertNever(k, 'AmoResult wire kind');
   }

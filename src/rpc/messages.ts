@@ -12,13 +12,16 @@ export type AmoCommand =
       /** The client holds the result of every seq below this. */
       readonly ackedBelow: Seq;
       readonly command: Uint8Array;
-    };
+    }
+  /** Only reads: applied in log order, never cached (a retry reads again). */
+  | { readonly kind: 'read'; readonly id: number; readonly command: Uint8Array };
 
 export type AmoResult =
   | { readonly kind: 'registered'; readonly nonce: number; readonly session: SessionId }
   | { readonly kind: 'result'; readonly session: SessionId; readonly seq: Seq; readonly result: Uint8Array }
   /** Session unknown (expired): the request's outcome cannot be told. */
-  | { readonly kind: 'expired'; readonly session: SessionId; readonly seq: Seq };
+  | { readonly kind: 'expired'; readonly session: SessionId; readonly seq: Seq }
+  | { readonly kind: 'read'; readonly id: number; readonly result: Uint8Array };
 
 /** Client <-> server messages of this layer, as carried by a transport. */
 export type RpcMessage =

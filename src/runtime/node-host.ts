@@ -2,12 +2,13 @@
 // adapter and a Transport. Inputs run the role synchronously; their effects
 // pile up in the ready batch until the host flushes it: one synced storage
 // write for every step since the last flush (group commit), then the
-// messages, then the timers. While a write is in flight, new steps keep
-// collecting into the next batch, which flushes only after it.
+// messages, then the timers and scans. While a write is in flight, new steps
+// keep collecting into the next batch, which flushes only after it; reads see
+// both through the collector's overlay until their write completes.
 import { type NodeFactory, type ProtocolNode, ReadyCollector } from '../core/env.js';
 import { type Millis, type NodeId, millis } from '../core/ids.js';
 import { Prng } from '../core/prng.js';
-import { emptyState, type Storage } from '../core/storage.js';
+import { emptyState, type ScanRequest, type Storage } from '../core/storage.js';
 import { assert } from '../core/assert.js';
 import type { Transport } from '../core/transport.js';
 
@@ -16,6 +17,8 @@ export interface NodeHostOptions<M, T> {
   readonly factory: NodeFactory<M, T>;
   /** Left out for a role that keeps nothing (a client); it must then never persist. */
   readonly storage?: Storage;
+  /** Small spaces read whole at start and handed to the factory. */
+  readonly preload?: readonly string[];
   readonly transport: Transport<M>;
   /** Seed of the role's randomness; a random one by default. */
   readonly seed?: number;
@@ -40,12 +43,18 @@ export class NodeHost<M, T> {
 
   private constructor(private readonly options: NodeHostOptions<M, T>) {
     const rng = new Prng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
-    this.collector = new ReadyCollector<M, T>(options.id, () => this.now(), () => rng.next());
+    const storage = options.storage;
+    this.collector = new ReadyCollector<M, T>(
+      options.id,
+      () => this.now(),
+      () => rng.next(),
+      storage === undefined ? undefined : (space, key) => storage.getSync(space, key),
+    );
   }
 
   static async start<M, T>(options: NodeHostOptions<M, T>): Promise<NodeHost<M, T>> {
     const host = new NodeHost(options);
-    const stored = options.storage === undefined ? emptyState() : await options.storage.load();
+    const stored = options.storage === undefined ? emptyState() : await options.storage.loadSpaces(options.preload ?? []);
     host.role = options.factory(host.collector, stored);
     options.transport.onReceive((from, m) => host.input((r) => r.onMessage(from, m)));
     host.queueFlush();
@@ -86,18 +95,32 @@ export class NodeHost<M, T> {
     try {
       while (!this.closed && !this.collector.isEmpty()) {
         const batch = this.collector.take();
+        const storage = this.options.storage;
         if (batch.writes.length > 0) {
-          assert(this.options.storage !== undefined, 'a role without storage persisted');
-          await this.options.storage.write(batch.writes, { sync: batch.mustSync });
+          assert(storage !== undefined, 'a role without storage persisted');
+          await storage.write(batch.writes, { sync: batch.mustSync });
           if (batch.mustSync) this.stats.syncedWrites += 1;
         }
+        this.collector.settled(batch.gen);
         if (this.closed) return;
         this.sendAll(batch.messages);
         for (const { timer, afterMs } of batch.timers) this.arm(timer, afterMs);
+        if (batch.scans.length > 0 || batch.releases.length > 0) {
+          assert(storage !== undefined, 'a role without storage scanned');
+          for (const request of batch.scans) this.startScan(storage, request);
+          for (const id of batch.releases) storage.releaseSnapshot(id);
+        }
       }
     } finally {
       this.flushing = false;
     }
+  }
+
+  private startScan(storage: Storage, request: ScanRequest): void {
+    storage.scan(request).then(
+      (result) => this.input((r) => r.onScanned?.(request, result)),
+      () => this.input((r) => r.onScanned?.(request, undefined)),
+    );
   }
 
   private sendAll(messages: readonly { to: NodeId; message: M }[]): void {

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type NodeId, nodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import type * as wire from '../gen/shardpax/v1/session.js';
-import type { ServerMessage } from '../paxos/messages.js';
+import type { GroupMessage } from '../kv/group-server.js';
 import { amoCommandFromWire, amoResultToWire } from '../rpc/codec.js';
 
 type Callback = grpc.sendUnaryData<wire.AmoResult>;
@@ -14,17 +14,17 @@ type Callback = grpc.sendUnaryData<wire.AmoResult>;
 /** A call the node never answers (its leader died, say) is ended here at the latest. */
 const MAX_CALL_MS = 30_000;
 
-export class ClientGateway implements Transport<ServerMessage> {
-  private handler: (from: NodeId, message: ServerMessage) => void = () => {};
+export class ClientGateway implements Transport<GroupMessage> {
+  private handler: (from: NodeId, message: GroupMessage) => void = () => {};
   private readonly calls = new Map<NodeId, { callback: Callback; timer: NodeJS.Timeout }>();
   private nextCall = 0;
-  private inner!: Transport<ServerMessage>;
+  private inner!: Transport<GroupMessage>;
 
   private constructor() {}
 
   /** Builds the gateway; `serve` starts the transport it wraps, serving the gateway's KvService too. */
   static async start(
-    serve: (service: grpc.UntypedServiceImplementation) => Promise<Transport<ServerMessage>>,
+    serve: (service: grpc.UntypedServiceImplementation) => Promise<Transport<GroupMessage>>,
   ): Promise<ClientGateway> {
     const g = new ClientGateway();
     g.inner = await serve(g.service);
@@ -49,7 +49,7 @@ export class ClientGateway implements Transport<ServerMessage> {
     },
   };
 
-  send(to: NodeId, messages: readonly ServerMessage[]): void {
+  send(to: NodeId, messages: readonly GroupMessage[]): void {
     const call = this.calls.get(to);
     if (call === undefined) {
       this.inner.send(to, messages);
@@ -63,7 +63,7 @@ export class ClientGateway implements Transport<ServerMessage> {
     }
   }
 
-  onReceive(handler: (from: NodeId, message: ServerMessage) => void): void {
+  onReceive(handler: (from: NodeId, message: GroupMessage) => void): void {
     this.handler = handler;
     this.inner.onReceive(handler);
   }

@@ -1,25 +1,39 @@
 // The real disk (DESIGN.md §1, §3): the Storage port over LevelDB
 // (`classic-level`). Each space is a sublevel with UTF-8 keys and raw byte
-// values; one write() call is ONE LevelDB batch across all the sublevels it
-// touches, so it is atomic and, with `sync`, one fsync covers it and every
-// earlier write (group commit).
+// values; a write() call's puts and deletes are ONE LevelDB batch across all
+// the sublevels they touch, so they are atomic and, with `sync`, one fsync
+// covers them and every earlier write (group commit). A `clear` or `snapshot`
+// op splits the call: the batch before it is written first.
+//
+// Reads: getSync (LevelDB's block cache, sized by BLOCK_CACHE_BYTES) for
+// point reads; scans read from explicit LevelDB snapshots.
 //
 // Same observable behaviour as MemoryStorage (test/storage-contract.ts):
-// load() returns the spaces that hold keys (an empty space is absent; read
-// through `space()` from core/storage), spaces by name and keys in byte order;
-// values never alias caller buffers; a write to a space it was not opened with
-// is an Error and applies nothing.
+// spaces by name and keys in byte order; values never alias caller buffers; a
+// write to a space it was not opened with is an Error and applies nothing.
 import { inspect } from 'node:util';
 import { ClassicLevel, type BatchOperation } from 'classic-level';
 import { assert, assertNever } from '../core/assert.js';
 import {
   checkKey,
   checkSpaceNames,
+  entryBytes,
+  prefixEnd,
+  splitSteps,
+  type ScanRequest,
+  type ScanResult,
   type Storage,
   type StorageWrite,
   type StoredState,
   unknownSpaceError,
 } from '../core/storage.js';
+
+/**
+ * LevelDB's block cache: hot state blocks stay decompressed in memory (off
+ * the JS heap, inside RSS). Sized so a node's RSS stays far below its
+ * budget whatever the data size.
+ */
+export const BLOCK_CACHE_BYTES = 32 * 1024 * 1024;
 
 type Db = ClassicLevel<string, Uint8Array>;
 type Sublevel = ReturnType<typeof openSublevel>;
@@ -30,6 +44,8 @@ type Sublevel = ReturnType<typeof openSublevel>;
 const SYNC_MARKER_KEY = '~sync';
 
 export class LevelStorage implements Storage {
+  private readonly snapshots = new Map<number, LevelSnapshot>();
+
   private constructor(
     private readonly db: Db,
     private readonly spaces: ReadonlyMap<string, Sublevel>,
@@ -38,7 +54,11 @@ export class LevelStorage implements Storage {
   /** Opens (creating if missing) the LevelDB at `dir`. Fails if another process or instance holds it. */
   static async open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
     checkSpaceNames(spaces);
-    const db: Db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+    const db: Db = new ClassicLevel<string, Uint8Array>(dir, {
+      keyEncoding: 'utf8',
+      valueEncoding: 'view',
+      cacheSize: BLOCK_CACHE_BYTES,
+    });
     try {
       await db.open();
     } catch (error) {
@@ -49,17 +69,20 @@ export class LevelStorage implements Storage {
     return new LevelStorage(db, sublevels);
   }
 
-  async load(): Promise<StoredState> {
+  getSync(space: string, key: string): Uint8Array | undefined {
+    const value = this.sublevel(space).getSync(key);
+    // 'view' values come back as Buffers (maybe over a shared pool): hand out plain copies.
+    return value === undefined ? undefined : new Uint8Array(value);
+  }
+
+  async loadSpaces(names: readonly string[]): Promise<StoredState> {
     const state = new Map<string, Map<string, Uint8Array>>();
     // One explicit snapshot, so all spaces are read as of the same instant.
     const snapshot = this.db.snapshot();
     try {
-      for (const name of [...this.spaces.keys()].sort()) {
-        const sublevel = this.spaces.get(name);
-        assert(sublevel !== undefined);
+      for (const name of [...names].sort()) {
         const space = new Map<string, Uint8Array>();
-        for await (const [key, value] of sublevel.iterator({ snapshot })) {
-          // 'view' values come back as Buffers (maybe over a shared pool): hand out plain copies.
+        for await (const [key, value] of this.sublevel(name).iterator({ snapshot })) {
           space.set(key, new Uint8Array(value));
         }
         if (space.size > 0) state.set(name, space);
@@ -70,31 +93,97 @@ export class LevelStorage implements Storage {
     return state;
   }
 
+  async scan(request: ScanRequest): Promise<ScanResult> {
+    const snapshot = this.snapshots.get(request.snapshot);
+    if (snapshot === undefined) throw new Error(`unknown snapshot ${request.snapshot}`);
+    const range = request.lt === undefined ? { gte: request.gte } : { gte: request.gte, lt: request.lt };
+    const it = this.sublevel(request.space).iterator({ ...range, snapshot });
+    const entries: Array<readonly [string, Uint8Array]> = [];
+    let bytes = 0;
+    try {
+      for (;;) {
+        const got = await it.next();
+        if (got === undefined) return { entries, next: undefined };
+        const [key, value] = got;
+        if (entries.length > 0 && bytes >= request.maxBytes) return { entries, next: key };
+        entries.push([key, new Uint8Array(value)]);
+        bytes += entryBytes(key, value);
+      }
+    } finally {
+      await it.close();
+    }
+  }
+
+  releaseSnapshot(id: number): void {
+    const s = this.snapshots.get(id);
+    if (s === undefined) return;
+    this.snapshots.delete(id);
+    s.close().catch(() => {}); // closing only frees resources; nothing to report
+  }
+
   async write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void> {
-    const ops = writes.map((w) => this.toBatchOp(w));
-    if (ops.length === 0) {
+    const steps = splitSteps(writes);
+    // Every check before any step is applied: a bad write changes nothing.
+    for (const w of writes) {
+      if (w.op === 'snapshot') continue;
+      this.check(w.space, w.op === 'clear' ? w.prefix : w.key);
+      if (w.op === 'clear' && w.prefix !== '') prefixEnd(w.prefix);
+    }
+    if (steps.length === 0) {
       if (options.sync) await this.db.del(SYNC_MARKER_KEY, { sync: true });
       return;
     }
-    await this.db.batch(ops, { sync: options.sync });
+    // Steps after the first are handed to LevelDB after an await: keep private copies of their values.
+    const owned = steps.map((step, i) => (i === 0 ? step : step.map(copyWrite)));
+    let synced = false;
+    for (const [i, step] of owned.entries()) {
+      const first = step[0];
+      assert(first !== undefined);
+      if (first.op === 'snapshot') {
+        this.snapshots.set(first.id, this.db.snapshot());
+      } else if (first.op === 'clear') {
+        const range = first.prefix === '' ? {} : { gte: first.prefix, lt: prefixEnd(first.prefix) };
+        await this.sublevel(first.space).clear(range);
+      } else {
+        // LevelDB syncs its log in order: syncing the last batch makes every earlier step durable too.
+        synced = options.sync && i === owned.length - 1;
+        await this.db.batch(
+          step.map((w) => this.toBatchOp(w)),
+          { sync: synced },
+        );
+      }
+    }
+    if (options.sync && !synced) await this.db.del(SYNC_MARKER_KEY, { sync: true });
   }
 
   /** Idempotent. */
   async close(): Promise<void> {
+    for (const id of [...this.snapshots.keys()]) this.releaseSnapshot(id);
     await this.db.close();
   }
 
+  private sublevel(space: string): Sublevel {
+    const sublevel = this.spaces.get(space);
+    if (sublevel === undefined) throw unknownSpaceError(space, this.spaces.keys());
+    return sublevel;
+  }
+
+  private check(space: string, key: string): void {
+    this.sublevel(space);
+    checkKey(key);
+  }
+
   private toBatchOp(w: StorageWrite): BatchOp {
-    const sublevel = this.spaces.get(w.space);
-    if (sublevel === undefined) throw unknownSpaceError(w.space, this.spaces.keys());
-    checkKey(w.key);
     switch (w.op) {
       case 'put':
         // No copy needed: classic-level copies the bytes into its WriteBatch
         // synchronously, before write() returns (the contract tests pin this).
-        return { type: 'put', sublevel, key: w.key, value: w.value };
+        return { type: 'put', sublevel: this.sublevel(w.space), key: w.key, value: w.value };
       case 'del':
-        return { type: 'del', sublevel, key: w.key };
+        return { type: 'del', sublevel: this.sublevel(w.space), key: w.key };
+      case 'clear':
+      case 'snapshot':
+        throw new Error(`${w.op} is not a batch operation`);
       default:
         return assertNever(w, 'StorageWrite');
     }
@@ -107,6 +196,11 @@ function openSublevel(db: Db, name: string) {
 }
 
 type BatchOp = BatchOperation<Db, string, Uint8Array>;
+type LevelSnapshot = ReturnType<Db['snapshot']>;
+
+function copyWrite(w: StorageWrite): StorageWrite {
+  return w.op === 'put' ? { ...w, value: w.value.slice() } : w;
+}
 
 /** The message of an error and of its causes, with their codes (e.g. LEVEL_LOCKED). */
 function describe(error: unknown): string {

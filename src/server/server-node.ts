@@ -1,20 +1,26 @@
-// One server process's node: a Paxos group server hosting the KV application,
+// One server process's node: a KV group server (Paxos hosting the KV application),
 // wired to LevelDB (its data folder) and gRPC (peer stream, client and admin
 // services on one port).
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
 import { AdminServiceService, KvServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
-import { KvApplication } from '../kv/kv-application.js';
-import { serverWireCodec } from '../paxos/codec.js';
-import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
-import { DEFAULT_PAXOS_TUNING, PAXOS_SPACES, PaxosServer } from '../paxos/paxos-server.js';
+import {
+  DEFAULT_GROUP_TUNING,
+  GROUP_PRELOAD,
+  GROUP_SPACES,
+  type GroupMessage,
+  type GroupTimer,
+  KvGroupServer,
+} from '../kv/group-server.js';
+import { groupWireCodec } from '../kv/wire.js';
+import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { LevelStorage } from './level-storage.js';
 import { NodeHost } from '../runtime/node-host.js';
 
-export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING;
+export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING & typeof DEFAULT_GROUP_TUNING;
 
 export interface ServerNode {
   readonly id: NodeId;
@@ -29,34 +35,39 @@ export async function startServerNode(
 ): Promise<ServerNode> {
   const { group, node } = findNode(cluster, id);
   const members = group.nodes.map((n) => n.id);
-  const storage = await LevelStorage.open(node.dataDir, PAXOS_SPACES);
-  let server: PaxosServer | undefined;
+  const storage = await LevelStorage.open(node.dataDir, GROUP_SPACES);
+  let server: KvGroupServer | undefined;
   const status = (): NodeStatus => {
     if (server === undefined) throw new Error('node not started');
-    const leader = server.leader.knownLeader();
+    const { leader: l, replica, acceptor, receiver, sender } = server.paxos;
+    const leader = l.knownLeader();
+    const progress = receiver.progress();
     return {
       node: node.id,
       group: group.id,
       address: node.address,
       pid: process.pid,
-      leader: server.leader.isActive(),
+      leader: l.isActive(),
       knownLeader: leader ?? '',
-      ballotRound: server.leader.currentBallot().round,
-      decidedBelow: server.replica.knownDecidedBelow(),
-      appliedBelow: server.replica.firstUnapplied(),
-      snapshotSlot: server.replica.compactedBelow(),
-      logEntries: server.replica.logSize(),
-      acceptedEntries: server.acceptor.acceptedCount(),
+      ballotRound: l.currentBallot().round,
+      decidedBelow: replica.knownDecidedBelow(),
+      appliedBelow: replica.firstUnapplied(),
+      logStart: replica.logStart(),
+      pendingDecisions: replica.pendingCount(),
+      acceptedEntries: acceptor.acceptedCount(),
       rssBytes: process.memoryUsage.rss(),
       syncedWrites: host.stats.syncedWrites,
+      transferSource: receiver.source() ?? '',
+      transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
+      servingTransfers: sender.servingCount(),
     };
   };
   const gateway = await ClientGateway.start((kv) =>
-    GrpcTransport.start<ServerMessage>({
+    GrpcTransport.start<GroupMessage>({
       self: node.id,
       listen: node.address,
       peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
-      codec: serverWireCodec,
+      codec: groupWireCodec,
       services: [
         { definition: AdminServiceService, implementation: adminService(status) },
         { definition: KvServiceService, implementation: kv },
@@ -66,16 +77,16 @@ export async function startServerNode(
     await storage.close();
     throw err;
   });
-  const host = await NodeHost.start<ServerMessage, ServerTimer>({
+  const host = await NodeHost.start<GroupMessage, GroupTimer>({
     id: node.id,
     factory: (env, stored) =>
-      (server = new PaxosServer(
+      (server = new KvGroupServer(
         env,
-        { ...DEFAULT_PAXOS_TUNING, ...tuning, self: node.id, members },
-        new KvApplication(),
+        { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...tuning, self: node.id, members },
         stored,
       )),
     storage,
+    preload: GROUP_PRELOAD,
     transport: gateway,
   });
   return { id: node.id, status, close: () => host.close() };

@@ -3,20 +3,27 @@
 // relied on what it had synced (FoundationDB's simulated disk does the same).
 //
 // Invariants:
-// - A write call is atomic: after a crash all of it is there or none of it.
+// - A write call's puts and deletes are atomic: after a crash all of them are
+//   there or none (a `clear` or `snapshot` op splits a call, as in LevelStorage).
 // - A write with `sync: true` makes itself and every earlier write durable;
-//   writes without sync are visible to loadSync() until crash() drops them.
+//   writes without sync are visible until crash() drops them, and a crash
+//   drops a suffix of the writes, never a write with a later one kept.
+// - Snapshots are volatile: crash() forgets them.
 // - No aliasing: values are copied on the way in and on the way out.
 // - Same observable behaviour as LevelStorage (test/storage-contract.ts):
-//   load() returns the spaces that hold keys (an empty space is absent; read
-//   through `space()` from core/storage), spaces by name and keys in UTF-8
-//   byte order (= code point order, LevelDB's order). Given a list of spaces,
-//   a write to any other space is an Error, as in LevelStorage; without one,
-//   any space is created on first write (the generic simulator's use).
+//   spaces by name, keys in UTF-8 byte order (= code point order, LevelDB's
+//   order). Given a list of spaces, a write to any other space is an Error,
+//   as in LevelStorage; without one, any space is created on first write (the
+//   generic simulator's use).
 import { assert } from '../core/assert.js';
 import {
   checkKey,
   checkSpaceNames,
+  entryBytes,
+  prefixEnd,
+  splitSteps,
+  type ScanRequest,
+  type ScanResult,
   type Storage,
   type StorageWrite,
   type StoredState,
@@ -24,15 +31,18 @@ import {
 } from '../core/storage.js';
 
 type Space = Map<string, Uint8Array>;
-
+type Spaces = Map<string, Space>;
 
 export class MemoryStorage implements Storage {
   /** The spaces writes may name; undefined accepts any valid name. */
   private readonly spaces: ReadonlySet<string> | undefined;
   /** What survives crash(). Values held here are private copies, never handed out. */
-  private readonly durable = new Map<string, Space>();
-  /** Write calls since the last sync, oldest first; lost by crash(). */
+  private durable: Spaces = new Map();
+  /** What reads see: durable plus every unsynced write. */
+  private visible: Spaces = new Map();
+  /** Write steps since the last sync, oldest first; lost by crash(). */
   private unsynced: StorageWrite[][] = [];
+  private readonly snapshots = new Map<number, Spaces>();
   private closed = false;
 
   constructor(spaces?: readonly string[]) {
@@ -44,72 +54,110 @@ export class MemoryStorage implements Storage {
     }
   }
 
-  /** What a restarted node reads: durable writes plus unsynced ones not yet lost to a crash. */
-  loadSync(): StoredState {
-    assert(!this.closed, 'MemoryStorage.loadSync on a closed storage');
-    let current: Map<string, Space> = this.durable;
-    if (this.unsynced.length > 0) {
-      current = new Map();
-      for (const [name, space] of this.durable) current.set(name, new Map(space));
-      for (const batch of this.unsynced) applyBatch(current, batch);
-    }
+  getSync(space: string, key: string): Uint8Array | undefined {
+    this.checkOpen();
+    this.checkSpace(space);
+    return this.visible.get(space)?.get(key)?.slice();
+  }
 
+  /** The named spaces as a restarted node reads them. */
+  loadSpacesSync(names: readonly string[]): StoredState {
+    this.checkOpen();
     const state = new Map<string, Map<string, Uint8Array>>();
-    for (const name of [...current.keys()].sort(compareCodePoints)) {
-      const space = current.get(name);
-      assert(space !== undefined);
-      if (space.size === 0) continue;
+    for (const name of [...names].sort(compareCodePoints)) {
+      this.checkSpace(name);
+      const space = this.visible.get(name);
+      if (space === undefined || space.size === 0) continue;
       const sorted = new Map<string, Uint8Array>();
-      for (const key of [...space.keys()].sort(compareCodePoints)) {
-        const value = space.get(key);
-        assert(value !== undefined);
-        sorted.set(key, value.slice());
-      }
+      for (const key of [...space.keys()].sort(compareCodePoints)) sorted.set(key, copyOf(space.get(key)));
       state.set(name, sorted);
     }
     return state;
   }
 
+  scanSync(request: ScanRequest): ScanResult | undefined {
+    this.checkOpen();
+    this.checkSpace(request.space);
+    const snap = this.snapshots.get(request.snapshot);
+    if (snap === undefined) return undefined;
+    const space = snap.get(request.space) ?? new Map<string, Uint8Array>();
+    const keys = [...space.keys()]
+      .filter((k) => compareCodePoints(k, request.gte) >= 0 && (request.lt === undefined || compareCodePoints(k, request.lt) < 0))
+      .sort(compareCodePoints);
+    const entries: Array<readonly [string, Uint8Array]> = [];
+    let bytes = 0;
+    for (const key of keys) {
+      if (entries.length > 0 && bytes >= request.maxBytes) return { entries, next: key };
+      const value = copyOf(space.get(key));
+      entries.push([key, value]);
+      bytes += entryBytes(key, value);
+    }
+    return { entries, next: undefined };
+  }
+
   writeSync(writes: readonly StorageWrite[], options: { readonly sync: boolean }): void {
-    assert(!this.closed, 'MemoryStorage.writeSync on a closed storage');
+    this.checkOpen();
     this.check(writes);
-    const batch = writes.map(copyWrite);
-    if (batch.length > 0) this.unsynced.push(batch);
+    const steps = splitSteps(writes.map(copyWrite));
+    for (const step of steps) {
+      const first = step[0];
+      if (first?.op === 'snapshot') {
+        this.snapshots.set(first.id, cloneSpaces(this.visible));
+        continue;
+      }
+      applyStep(this.visible, step);
+      this.unsynced.push(step);
+    }
     if (options.sync) {
-      for (const pending of this.unsynced) applyBatch(this.durable, pending);
+      for (const step of this.unsynced) applyStep(this.durable, step);
       this.unsynced = [];
     }
   }
 
-  /** Power loss: every write not yet made durable by a synced write is gone. */
+  /** Power loss: every write not yet made durable by a synced write is gone, and so are snapshots. */
   crash(): void {
     this.unsynced = [];
+    this.visible = cloneSpaces(this.durable);
+    this.snapshots.clear();
   }
 
-  /** Number of write calls a crash() would lose now (for simulator metrics and tests). */
+  /** Disk loss: nothing is left. */
+  wipe(): void {
+    this.durable = new Map();
+    this.crash();
+  }
+
+  /** Number of write steps a crash() would lose now (for simulator metrics and tests). */
   get unsyncedWrites(): number {
     return this.unsynced.length;
   }
 
   // The async Storage port, for the contract tests and any async host.
 
-  load(): Promise<StoredState> {
+  loadSpaces(names: readonly string[]): Promise<StoredState> {
+    return settle(() => this.loadSpacesSync(names));
+  }
+
+  scan(request: ScanRequest): Promise<ScanResult> {
     return settle(() => {
-      this.checkOpen();
-      return this.loadSync();
+      const r = this.scanSync(request);
+      if (r === undefined) throw new Error(`unknown snapshot ${request.snapshot}`);
+      return r;
     });
   }
 
+  releaseSnapshot(id: number): void {
+    this.snapshots.delete(id);
+  }
+
   write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void> {
-    return settle(() => {
-      this.checkOpen();
-      this.writeSync(writes, options);
-    });
+    return settle(() => this.writeSync(writes, options));
   }
 
   /** Idempotent. Like closing LevelDB cleanly, keeps unsynced writes (only crash() loses them). */
   close(): Promise<void> {
     this.closed = true;
+    this.snapshots.clear();
     return Promise.resolve();
   }
 
@@ -124,12 +172,18 @@ export class MemoryStorage implements Storage {
     if (this.closed) throw new Error('MemoryStorage: storage is closed');
   }
 
+  private checkSpace(name: string): void {
+    if (this.spaces === undefined) checkSpaceNames([name]);
+    else if (!this.spaces.has(name)) throw unknownSpaceError(name, this.spaces);
+  }
+
   /** Rejects the whole call before any of it is applied, so a bad write changes nothing. */
   private check(writes: readonly StorageWrite[]): void {
     for (const w of writes) {
-      if (this.spaces === undefined) checkSpaceNames([w.space]);
-      else if (!this.spaces.has(w.space)) throw unknownSpaceError(w.space, this.spaces);
-      checkKey(w.key);
+      if (w.op === 'snapshot') continue;
+      this.checkSpace(w.space);
+      checkKey(w.op === 'clear' ? w.prefix : w.key);
+      if (w.op === 'clear' && w.prefix !== '') prefixEnd(w.prefix); // the same prefixes LevelStorage takes
     }
   }
 }
@@ -139,19 +193,32 @@ function settle<T>(f: () => T): Promise<T> {
   return new Promise((resolve) => resolve(f()));
 }
 
+function copyOf(value: Uint8Array | undefined): Uint8Array {
+  assert(value !== undefined);
+  return value.slice();
+}
+
 function copyWrite(w: StorageWrite): StorageWrite {
   return w.op === 'put' ? { op: 'put', space: w.space, key: w.key, value: w.value.slice() } : w;
 }
 
-function applyBatch(spaces: Map<string, Space>, batch: readonly StorageWrite[]): void {
-  for (const w of batch) {
+function cloneSpaces(spaces: Spaces): Spaces {
+  const copy: Spaces = new Map();
+  for (const [name, space] of spaces) copy.set(name, new Map(space));
+  return copy;
+}
+
+function applyStep(spaces: Spaces, step: readonly StorageWrite[]): void {
+  for (const w of step) {
+    if (w.op === 'snapshot') continue;
     let space = spaces.get(w.space);
     if (space === undefined) {
       space = new Map();
       spaces.set(w.space, space);
     }
     if (w.op === 'put') space.set(w.key, w.value);
-    else space.delete(w.key);
+    else if (w.op === 'del') space.delete(w.key);
+    else for (const k of [...space.keys()]) if (k.startsWith(w.prefix)) space.delete(k);
   }
 }
 

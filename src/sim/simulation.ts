@@ -11,6 +11,7 @@ import { type Millis, type NodeId, millis } from '../core/ids.js';
 import { Prng } from '../core/prng.js';
 import { EventQueue } from './event-queue.js';
 import { MemoryStorage } from './memory-storage.js';
+import type { ScanRequest } from '../core/storage.js';
 
 export interface NetworkFaults {
   /** Probability that a message is dropped. */
@@ -21,6 +22,9 @@ export interface NetworkFaults {
   readonly minDelayMs: number;
   readonly maxDelayMs: number;
 }
+
+/** Events a failing run can print. */
+const TRACE_LINES = 60;
 
 export const RELIABLE: NetworkFaults = { lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 1 };
 
@@ -38,12 +42,14 @@ export interface SimulationOptions<M> {
 
 type SimEvent<M, T> =
   | { readonly kind: 'deliver'; readonly from: NodeId; readonly to: NodeId; readonly message: M }
+  | { readonly kind: 'scanned'; readonly node: NodeId; readonly incarnation: number; readonly request: ScanRequest }
   | { readonly kind: 'timer'; readonly node: NodeId; readonly incarnation: number; readonly timer: T }
   | { readonly kind: 'action'; readonly label: string; readonly run: () => void };
 
 interface SimNode<M, T> {
   readonly id: NodeId;
   readonly factory: NodeFactory<M, T>;
+  readonly preload: readonly string[];
   readonly storage: MemoryStorage;
   incarnation: number;
   collector: ReadyCollector<M, T>;
@@ -61,6 +67,8 @@ export class Simulation<M, T> {
   private clock = 0;
   private events = 0;
   private readonly trace: Hash = createHash('sha256');
+  /** The last TRACE_LINES events in words, for a failing seed's report. */
+  private readonly recent: string[] = [];
 
   constructor(private readonly options: SimulationOptions<M>) {
     this.rng = new Prng(options.seed);
@@ -80,14 +88,17 @@ export class Simulation<M, T> {
     return this.trace.copy().digest('hex');
   }
 
-  addNode(id: NodeId, factory: NodeFactory<M, T>): void {
+  /** Adds a node; `preload` names the small spaces its factory is handed whole. */
+  addNode(id: NodeId, factory: NodeFactory<M, T>, preload: readonly string[] = []): void {
     assert(!this.nodes.has(id), `node ${id} added twice`);
+    const storage = new MemoryStorage();
     const n: SimNode<M, T> = {
       id,
       factory,
-      storage: new MemoryStorage(),
+      preload,
+      storage,
       incarnation: 0,
-      collector: this.collectorFor(id),
+      collector: this.collectorFor(id, storage),
       role: undefined,
     };
     this.nodes.set(id, n);
@@ -120,8 +131,21 @@ export class Simulation<M, T> {
     const n = this.simNode(id);
     assert(n.role === undefined, `restart of ${id}, which is up`);
     this.record(`restart ${id}`);
-    n.collector = this.collectorFor(id);
+    n.collector = this.collectorFor(id, n.storage);
     this.start(n);
+  }
+
+  /** Disk loss of a crashed node: it restarts with nothing. */
+  wipe(id: NodeId): void {
+    const n = this.simNode(id);
+    assert(n.role === undefined, `wipe of ${id}, which is up`);
+    this.record(`wipe ${id}`);
+    n.storage.wipe();
+  }
+
+  /** The last events in words, oldest first: what a failing seed prints. */
+  recentEvents(): string {
+    return this.recent.join('\n');
   }
 
   /** Nodes in different groups cannot exchange messages; nodes in no group reach everyone. */
@@ -205,13 +229,22 @@ export class Simulation<M, T> {
         this.record(`action ${e.label}`);
         e.run();
         return;
+      case 'scanned': {
+        const n = this.simNode(e.node);
+        if (n.role === undefined || n.incarnation !== e.incarnation) return; // a scan of a crashed incarnation
+        const result = n.storage.scanSync(e.request);
+        this.record(`scanned ${e.node} ${e.request.space} from ${JSON.stringify(e.request.gte)}: ${result?.entries.length ?? 'gone'}`);
+        n.role.onScanned?.(e.request, result);
+        this.afterStep(n);
+        return;
+      }
       default:
         assertNever(e, 'SimEvent');
     }
   }
 
   private start(n: SimNode<M, T>): void {
-    n.role = n.factory(n.collector, n.storage.loadSync());
+    n.role = n.factory(n.collector, n.storage.loadSpacesSync(n.preload));
     this.afterStep(n);
   }
 
@@ -221,6 +254,11 @@ export class Simulation<M, T> {
     n.role.checkInvariants?.();
     const batch = n.collector.take();
     if (batch.writes.length > 0) n.storage.writeSync(batch.writes, { sync: batch.mustSync });
+    n.collector.settled(batch.gen);
+    for (const request of batch.scans) {
+      this.queue.push(this.clock + 1, { kind: 'scanned', node: n.id, incarnation: n.incarnation, request });
+    }
+    for (const id of batch.releases) n.storage.releaseSnapshot(id);
     for (const { to, message } of batch.messages) this.transmit(n.id, to, message);
     for (const { timer, afterMs } of batch.timers) {
       this.queue.push(this.clock + afterMs, { kind: 'timer', node: n.id, incarnation: n.incarnation, timer });
@@ -244,9 +282,9 @@ export class Simulation<M, T> {
     return sa === undefined || sb === undefined || sa === sb;
   }
 
-  private collectorFor(id: NodeId): ReadyCollector<M, T> {
+  private collectorFor(id: NodeId, storage: MemoryStorage): ReadyCollector<M, T> {
     const nodeRng = this.rng.fork();
-    return new ReadyCollector<M, T>(id, () => this.now, () => nodeRng.next());
+    return new ReadyCollector<M, T>(id, () => this.now, () => nodeRng.next(), (space, key) => storage.getSync(space, key));
   }
 
   private simNode(id: NodeId): SimNode<M, T> {
@@ -260,6 +298,9 @@ export class Simulation<M, T> {
   }
 
   private record(line: string): void {
-    this.trace.update(`${this.clock} ${line}\n`);
+    const text = `${this.clock} ${line}`;
+    this.trace.update(`${text}\n`);
+    this.recent.push(text.length > 200 ? `${text.slice(0, 200)}…` : text);
+    if (this.recent.length > TRACE_LINES) this.recent.shift();
   }
 }

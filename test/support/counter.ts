@@ -1,49 +1,72 @@
 // Test roles for the exactly-once layer: a counter application, an
 // unreplicated server hosting it behind the at-most-once wrapper, and a client
 // that issues increments through a ClientSession and records every outcome.
-import type { Application } from '../../src/core/application.js';
+import type { Application, StateReader, StateStore } from '../../src/core/application.js';
 import { assert } from '../../src/core/assert.js';
 import type { Env, ProtocolNode } from '../../src/core/env.js';
 import { type NodeId, millis } from '../../src/core/ids.js';
 import { AmoApplication, type AmoOptions, DEFAULT_AMO_OPTIONS } from '../../src/rpc/amo-application.js';
 import { ClientSession, type Outcome } from '../../src/rpc/client-session.js';
 import type { RpcMessage, RpcTimer } from '../../src/rpc/messages.js';
+import { mapStores, type MapStores } from './map-store.js';
 
 const text = new TextEncoder();
 const untext = new TextDecoder();
 
 export const INCREMENT = new Uint8Array([1]);
 export const READ = new Uint8Array([0]);
+/** What query() answers to a command that would write (an INCREMENT). */
+export const REFUSED = text.encode('refused: not a read');
+/** The one key the counter keeps in its store. */
+export const COUNTER_KEY = 'n';
 
-/** INCREMENT adds one, READ does not; both answer with the value after. */
-export class Counter implements Application<Uint8Array, Uint8Array> {
-  value = 0;
-  apply(command: Uint8Array): Uint8Array {
-    if (command[0] === INCREMENT[0]) this.value += 1;
-    return text.encode(String(this.value));
+/** The counter's value in `store` (0 before the first increment). */
+export function counterValue(store: StateReader): number {
+  const bytes = store.get(COUNTER_KEY);
+  return bytes === undefined ? 0 : Number(untext.decode(bytes));
+}
+
+/**
+ * INCREMENT adds one, anything else does not; both answer with the value
+ * after. query() answers anything but an INCREMENT the same way, and refuses
+ * an INCREMENT with REFUSED. The value lives in the store, under COUNTER_KEY.
+ */
+export class Counter implements Application {
+  apply(command: Uint8Array, store: StateStore): Uint8Array {
+    let value = counterValue(store);
+    if (command[0] === INCREMENT[0]) {
+      value += 1;
+      store.put(COUNTER_KEY, text.encode(String(value)));
+    }
+    return text.encode(String(value));
   }
-  snapshot(): Uint8Array {
-    return text.encode(String(this.value));
-  }
-  restore(s: Uint8Array): void {
-    this.value = Number(untext.decode(s));
+
+  query(command: Uint8Array, store: StateReader): Uint8Array {
+    if (command[0] === INCREMENT[0]) return REFUSED.slice();
+    return text.encode(String(counterValue(store)));
   }
 }
 
+/** An unreplicated server: the at-most-once wrapper around a Counter, its state in memory. */
 export class CounterServer implements ProtocolNode<RpcMessage, RpcTimer> {
-  readonly counter = new Counter();
+  readonly stores: MapStores = mapStores();
   readonly amo: AmoApplication;
 
   constructor(
     private readonly env: Env<RpcMessage, RpcTimer>,
     options: AmoOptions = DEFAULT_AMO_OPTIONS,
   ) {
-    this.amo = new AmoApplication(this.counter, options);
+    this.amo = new AmoApplication(new Counter(), options);
+  }
+
+  /** The counter as it stands. */
+  get counter(): { readonly value: number } {
+    return { value: counterValue(this.stores.app) };
   }
 
   onMessage(from: NodeId, m: RpcMessage): void {
     if (m.type !== 'ClientCommand') return;
-    this.env.send(from, { type: 'ClientResult', result: this.amo.apply(m.command) });
+    this.env.send(from, { type: 'ClientResult', result: this.amo.apply(m.command, this.stores) });
   }
 
   onTimer(): void {}

@@ -36,12 +36,18 @@ export interface NodeStatus {
   decidedBelow: number;
   /** Slots below this are applied to the state machine. */
   appliedBelow: number;
-  /** Slots below this are covered by the latest snapshot (log compacted). */
-  snapshotSlot: number;
-  logEntries: number;
+  /** Log entries below this are dropped (a peer behind it needs a state transfer). */
+  logStart: number;
+  /** Decided slots held in memory, waiting to be applied. */
+  pendingDecisions: number;
   acceptedEntries: number;
   rssBytes: number;
   syncedWrites: number;
+  /** The peer this node is receiving a state transfer from ("" when none), and where it stands. */
+  transferSource: string;
+  transferProgress: string;
+  /** State transfers this node is serving to peers. */
+  servingTransfers: number;
 }
 
 function createBaseStatusRequest(): StatusRequest {
@@ -90,11 +96,14 @@ function createBaseNodeStatus(): NodeStatus {
     ballotRound: 0,
     decidedBelow: 0,
     appliedBelow: 0,
-    snapshotSlot: 0,
-    logEntries: 0,
+    logStart: 0,
+    pendingDecisions: 0,
     acceptedEntries: 0,
     rssBytes: 0,
     syncedWrites: 0,
+    transferSource: "",
+    transferProgress: "",
+    servingTransfers: 0,
   };
 }
 
@@ -127,11 +136,11 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     if (message.appliedBelow !== 0) {
       writer.uint32(72).uint64(message.appliedBelow);
     }
-    if (message.snapshotSlot !== 0) {
-      writer.uint32(80).uint64(message.snapshotSlot);
+    if (message.logStart !== 0) {
+      writer.uint32(80).uint64(message.logStart);
     }
-    if (message.logEntries !== 0) {
-      writer.uint32(88).uint64(message.logEntries);
+    if (message.pendingDecisions !== 0) {
+      writer.uint32(88).uint64(message.pendingDecisions);
     }
     if (message.acceptedEntries !== 0) {
       writer.uint32(96).uint64(message.acceptedEntries);
@@ -141,6 +150,15 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
     if (message.syncedWrites !== 0) {
       writer.uint32(112).uint64(message.syncedWrites);
+    }
+    if (message.transferSource !== "") {
+      writer.uint32(122).string(message.transferSource);
+    }
+    if (message.transferProgress !== "") {
+      writer.uint32(130).string(message.transferProgress);
+    }
+    if (message.servingTransfers !== 0) {
+      writer.uint32(136).uint64(message.servingTransfers);
     }
     return writer;
   },
@@ -235,7 +253,7 @@ export const NodeStatus: MessageFns<NodeStatus> = {
               break;
             }
 
-            message.snapshotSlot = longToNumber(reader.uint64());
+            message.logStart = longToNumber(reader.uint64());
             continue;
           }
           case 11: {
@@ -243,7 +261,7 @@ export const NodeStatus: MessageFns<NodeStatus> = {
               break;
             }
 
-            message.logEntries = longToNumber(reader.uint64());
+            message.pendingDecisions = longToNumber(reader.uint64());
             continue;
           }
           case 12: {
@@ -268,6 +286,30 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             }
 
             message.syncedWrites = longToNumber(reader.uint64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.transferSource = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.transferProgress = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.servingTransfers = longToNumber(reader.uint64());
             continue;
           }
         }

@@ -6,7 +6,6 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
-import { AmoCommand } from "./session.js";
 
 export interface Ballot {
   round: number;
@@ -14,7 +13,7 @@ export interface Ballot {
 }
 
 export interface Batch {
-  commands: AmoCommand[];
+  commands: Uint8Array[];
 }
 
 export interface PValue {
@@ -58,7 +57,7 @@ export interface Decision {
 
 /** Replica -> leader: commands for it to propose. */
 export interface Propose {
-  commands: AmoCommand[];
+  commands: Uint8Array[];
 }
 
 /** Active leader -> group: it is alive, and slots below `decided_below` are decided. */
@@ -73,18 +72,46 @@ export interface CatchupRequest {
 }
 
 /**
- * Answer to CatchupRequest: consecutive decisions, or a snapshot when the
- * peer has compacted the log the asker needs.
+ * Answer to CatchupRequest: consecutive decisions from the asked slot. When
+ * the peer's log starts above it (`log_start`), the asker must receive the
+ * state by transfer instead.
  */
 export interface CatchupReply {
   decisions: Decision[];
-  /** Present when the snapshot is needed: the state after applying every slot below `slot`. */
-  snapshot: ReplicaSnapshot | undefined;
+  logStart: number;
 }
 
-export interface ReplicaSnapshot {
+/**
+ * State transfer (DESIGN.md 3): the receiver pulls chunks one at a time from
+ * a consistent snapshot at the sender, space by space, in key order.
+ */
+export interface TransferRequest {
+  id: number;
+  space: string;
+  fromKey: string;
+}
+
+export interface TransferEntry {
+  key: string;
+  value: Uint8Array;
+}
+
+export interface TransferChunk {
+  id: number;
+  /** The state covers every slot below this. */
   slot: number;
-  state: Uint8Array;
+  space: string;
+  entries: TransferEntry[];
+  /** Where the space goes on; absent when it is done. */
+  next?:
+    | string
+    | undefined;
+  /** The request's from_key, echoed. */
+  fromKey: string;
+}
+
+export interface TransferReset {
+  id: number;
 }
 
 export interface PaxosMessage {
@@ -98,12 +125,28 @@ export interface PaxosMessage {
     | { $case: "heartbeat"; value: Heartbeat }
     | { $case: "catchupRequest"; value: CatchupRequest }
     | { $case: "catchupReply"; value: CatchupReply }
+    | { $case: "transferRequest"; value: TransferRequest }
+    | { $case: "transferChunk"; value: TransferChunk }
+    | { $case: "transferReset"; value: TransferReset }
     | undefined;
 }
 
 /** Durable records (LevelDB values). */
 export interface AcceptorRecord {
   promised: Ballot | undefined;
+}
+
+/** The replica's progress, written with the state it describes. */
+export interface ReplicaMeta {
+  /** Every slot below this is applied to the stored state. */
+  applied: number;
+  /** Log entries and accepted values below this are dropped. */
+  compactedBelow: number;
+  /**
+   * Nonzero while a state transfer is being received: the stored state is
+   * partial and must not be used (it is cleared and fetched again on restart).
+   */
+  transferId: number;
 }
 
 function createBaseBallot(): Ballot {
@@ -170,7 +213,7 @@ function createBaseBatch(): Batch {
 export const Batch: MessageFns<Batch> = {
   encode(message: Batch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.commands) {
-      AmoCommand.encode(v!, writer.uint32(10).fork()).join();
+      writer.uint32(10).bytes(v!);
     }
     return writer;
   },
@@ -193,7 +236,7 @@ export const Batch: MessageFns<Batch> = {
               break;
             }
 
-            message.commands.push(AmoCommand.decode(reader, reader.uint32()));
+            message.commands.push(reader.bytes());
             continue;
           }
         }
@@ -569,7 +612,7 @@ function createBasePropose(): Propose {
 export const Propose: MessageFns<Propose> = {
   encode(message: Propose, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.commands) {
-      AmoCommand.encode(v!, writer.uint32(10).fork()).join();
+      writer.uint32(10).bytes(v!);
     }
     return writer;
   },
@@ -592,7 +635,7 @@ export const Propose: MessageFns<Propose> = {
               break;
             }
 
-            message.commands.push(AmoCommand.decode(reader, reader.uint32()));
+            message.commands.push(reader.bytes());
             continue;
           }
         }
@@ -712,7 +755,7 @@ export const CatchupRequest: MessageFns<CatchupRequest> = {
 };
 
 function createBaseCatchupReply(): CatchupReply {
-  return { decisions: [], snapshot: undefined };
+  return { decisions: [], logStart: 0 };
 }
 
 export const CatchupReply: MessageFns<CatchupReply> = {
@@ -720,8 +763,8 @@ export const CatchupReply: MessageFns<CatchupReply> = {
     for (const v of message.decisions) {
       Decision.encode(v!, writer.uint32(10).fork()).join();
     }
-    if (message.snapshot !== undefined) {
-      ReplicaSnapshot.encode(message.snapshot, writer.uint32(18).fork()).join();
+    if (message.logStart !== 0) {
+      writer.uint32(16).uint64(message.logStart);
     }
     return writer;
   },
@@ -748,11 +791,11 @@ export const CatchupReply: MessageFns<CatchupReply> = {
             continue;
           }
           case 2: {
-            if (tag !== 18) {
+            if (tag !== 16) {
               break;
             }
 
-            message.snapshot = ReplicaSnapshot.decode(reader, reader.uint32());
+            message.logStart = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -768,22 +811,25 @@ export const CatchupReply: MessageFns<CatchupReply> = {
   },
 };
 
-function createBaseReplicaSnapshot(): ReplicaSnapshot {
-  return { slot: 0, state: new Uint8Array(0) };
+function createBaseTransferRequest(): TransferRequest {
+  return { id: 0, space: "", fromKey: "" };
 }
 
-export const ReplicaSnapshot: MessageFns<ReplicaSnapshot> = {
-  encode(message: ReplicaSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.slot !== 0) {
-      writer.uint32(8).uint64(message.slot);
+export const TransferRequest: MessageFns<TransferRequest> = {
+  encode(message: TransferRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
     }
-    if (message.state.length !== 0) {
-      writer.uint32(18).bytes(message.state);
+    if (message.space !== "") {
+      writer.uint32(18).string(message.space);
+    }
+    if (message.fromKey !== "") {
+      writer.uint32(26).string(message.fromKey);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaSnapshot {
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferRequest {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -792,7 +838,7 @@ export const ReplicaSnapshot: MessageFns<ReplicaSnapshot> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseReplicaSnapshot();
+      const message = createBaseTransferRequest();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -801,7 +847,7 @@ export const ReplicaSnapshot: MessageFns<ReplicaSnapshot> = {
               break;
             }
 
-            message.slot = longToNumber(reader.uint64());
+            message.id = longToNumber(reader.uint64());
             continue;
           }
           case 2: {
@@ -809,7 +855,219 @@ export const ReplicaSnapshot: MessageFns<ReplicaSnapshot> = {
               break;
             }
 
-            message.state = reader.bytes();
+            message.space = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fromKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTransferEntry(): TransferEntry {
+  return { key: "", value: new Uint8Array(0) };
+}
+
+export const TransferEntry: MessageFns<TransferEntry> = {
+  encode(message: TransferEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value.length !== 0) {
+      writer.uint32(18).bytes(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTransferChunk(): TransferChunk {
+  return { id: 0, slot: 0, space: "", entries: [], next: undefined, fromKey: "" };
+}
+
+export const TransferChunk: MessageFns<TransferChunk> = {
+  encode(message: TransferChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.slot !== 0) {
+      writer.uint32(16).uint64(message.slot);
+    }
+    if (message.space !== "") {
+      writer.uint32(26).string(message.space);
+    }
+    for (const v of message.entries) {
+      TransferEntry.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.next !== undefined) {
+      writer.uint32(42).string(message.next);
+    }
+    if (message.fromKey !== "") {
+      writer.uint32(50).string(message.fromKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.slot = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.space = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.entries.push(TransferEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.next = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.fromKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseTransferReset(): TransferReset {
+  return { id: 0 };
+}
+
+export const TransferReset: MessageFns<TransferReset> = {
+  encode(message: TransferReset, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TransferReset {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTransferReset();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -858,6 +1116,15 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
         break;
       case "catchupReply":
         CatchupReply.encode(message.body.value, writer.uint32(74).fork()).join();
+        break;
+      case "transferRequest":
+        TransferRequest.encode(message.body.value, writer.uint32(82).fork()).join();
+        break;
+      case "transferChunk":
+        TransferChunk.encode(message.body.value, writer.uint32(90).fork()).join();
+        break;
+      case "transferReset":
+        TransferReset.encode(message.body.value, writer.uint32(98).fork()).join();
         break;
     }
     return writer;
@@ -948,6 +1215,30 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
             message.body = { $case: "catchupReply", value: CatchupReply.decode(reader, reader.uint32()) };
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.body = { $case: "transferRequest", value: TransferRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.body = { $case: "transferChunk", value: TransferChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.body = { $case: "transferReset", value: TransferReset.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -992,6 +1283,74 @@ export const AcceptorRecord: MessageFns<AcceptorRecord> = {
             }
 
             message.promised = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReplicaMeta(): ReplicaMeta {
+  return { applied: 0, compactedBelow: 0, transferId: 0 };
+}
+
+export const ReplicaMeta: MessageFns<ReplicaMeta> = {
+  encode(message: ReplicaMeta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.applied !== 0) {
+      writer.uint32(8).uint64(message.applied);
+    }
+    if (message.compactedBelow !== 0) {
+      writer.uint32(16).uint64(message.compactedBelow);
+    }
+    if (message.transferId !== 0) {
+      writer.uint32(24).uint64(message.transferId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaMeta {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaMeta();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.applied = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.compactedBelow = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.transferId = longToNumber(reader.uint64());
             continue;
           }
         }

@@ -9,7 +9,20 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 /** What a client submits; also what a replicated log stores. */
 export interface AmoCommand {
-  kind: { $case: "register"; value: RegisterSession } | { $case: "request"; value: SessionRequest } | undefined;
+  kind: { $case: "register"; value: RegisterSession } | { $case: "request"; value: SessionRequest } | {
+    $case: "read";
+    value: ReadRequest;
+  } | undefined;
+}
+
+/**
+ * A command that only reads: applied in log order like any other, but with no
+ * place in the exactly-once table (a retry just reads again). `id` is the
+ * client's, echoed so it can match the reply.
+ */
+export interface ReadRequest {
+  id: number;
+  command: Uint8Array;
 }
 
 /** Opens a session. The nonce is the client's, echoed so it can match the reply. */
@@ -27,10 +40,17 @@ export interface SessionRequest {
 }
 
 export interface AmoResult {
-  kind: { $case: "registered"; value: SessionRegistered } | { $case: "result"; value: SessionResult } | {
-    $case: "expired";
-    value: SessionExpired;
-  } | undefined;
+  kind:
+    | { $case: "registered"; value: SessionRegistered }
+    | { $case: "result"; value: SessionResult }
+    | { $case: "expired"; value: SessionExpired }
+    | { $case: "read"; value: ReadResult }
+    | undefined;
+}
+
+export interface ReadResult {
+  id: number;
+  result: Uint8Array;
 }
 
 export interface SessionRegistered {
@@ -53,26 +73,23 @@ export interface SessionExpired {
   seq: number;
 }
 
-/** Durable image of the at-most-once wrapper and the application inside it. */
-export interface AmoSnapshot {
+/**
+ * Durable records of the at-most-once wrapper (DESIGN.md 3). Results live
+ * under their own keys; these records are small and bounded in number.
+ */
+export interface AmoMeta {
+  /** Commands applied so far: the clock sessions expire by. */
   applied: number;
   nextSession: number;
-  sessions: SessionState[];
-  application: Uint8Array;
 }
 
-export interface SessionState {
+export interface SessionRecord {
   session: number;
+  nonce: number;
   ackedBelow: number;
   lastActive: number;
-  results: CachedResult[];
-  /** The nonce it was registered with: a retried registration gets this session again. */
-  nonce: number;
-}
-
-export interface CachedResult {
-  seq: number;
-  result: Uint8Array;
+  /** One past the highest seq whose result is kept (results live in [acked_below, next_seq)). */
+  nextSeq: number;
 }
 
 function createBaseAmoCommand(): AmoCommand {
@@ -87,6 +104,9 @@ export const AmoCommand: MessageFns<AmoCommand> = {
         break;
       case "request":
         SessionRequest.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "read":
+        ReadRequest.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
     }
     return writer;
@@ -119,6 +139,71 @@ export const AmoCommand: MessageFns<AmoCommand> = {
             }
 
             message.kind = { $case: "request", value: SessionRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "read", value: ReadRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReadRequest(): ReadRequest {
+  return { id: 0, command: new Uint8Array(0) };
+}
+
+export const ReadRequest: MessageFns<ReadRequest> = {
+  encode(message: ReadRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.command.length !== 0) {
+      writer.uint32(18).bytes(message.command);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.command = reader.bytes();
             continue;
           }
         }
@@ -275,6 +360,9 @@ export const AmoResult: MessageFns<AmoResult> = {
       case "expired":
         SessionExpired.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+      case "read":
+        ReadResult.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
     }
     return writer;
   },
@@ -314,6 +402,71 @@ export const AmoResult: MessageFns<AmoResult> = {
             }
 
             message.kind = { $case: "expired", value: SessionExpired.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "read", value: ReadResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseReadResult(): ReadResult {
+  return { id: 0, result: new Uint8Array(0) };
+}
+
+export const ReadResult: MessageFns<ReadResult> = {
+  encode(message: ReadResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.result.length !== 0) {
+      writer.uint32(18).bytes(message.result);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReadResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReadResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.result = reader.bytes();
             continue;
           }
         }
@@ -511,28 +664,22 @@ export const SessionExpired: MessageFns<SessionExpired> = {
   },
 };
 
-function createBaseAmoSnapshot(): AmoSnapshot {
-  return { applied: 0, nextSession: 0, sessions: [], application: new Uint8Array(0) };
+function createBaseAmoMeta(): AmoMeta {
+  return { applied: 0, nextSession: 0 };
 }
 
-export const AmoSnapshot: MessageFns<AmoSnapshot> = {
-  encode(message: AmoSnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const AmoMeta: MessageFns<AmoMeta> = {
+  encode(message: AmoMeta, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.applied !== 0) {
       writer.uint32(8).uint64(message.applied);
     }
     if (message.nextSession !== 0) {
       writer.uint32(16).uint64(message.nextSession);
     }
-    for (const v of message.sessions) {
-      SessionState.encode(v!, writer.uint32(26).fork()).join();
-    }
-    if (message.application.length !== 0) {
-      writer.uint32(34).bytes(message.application);
-    }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): AmoSnapshot {
+  decode(input: BinaryReader | Uint8Array, length?: number): AmoMeta {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -541,7 +688,7 @@ export const AmoSnapshot: MessageFns<AmoSnapshot> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseAmoSnapshot();
+      const message = createBaseAmoMeta();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -561,22 +708,6 @@ export const AmoSnapshot: MessageFns<AmoSnapshot> = {
             message.nextSession = longToNumber(reader.uint64());
             continue;
           }
-          case 3: {
-            if (tag !== 26) {
-              break;
-            }
-
-            message.sessions.push(SessionState.decode(reader, reader.uint32()));
-            continue;
-          }
-          case 4: {
-            if (tag !== 34) {
-              break;
-            }
-
-            message.application = reader.bytes();
-            continue;
-          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -590,31 +721,31 @@ export const AmoSnapshot: MessageFns<AmoSnapshot> = {
   },
 };
 
-function createBaseSessionState(): SessionState {
-  return { session: 0, ackedBelow: 0, lastActive: 0, results: [], nonce: 0 };
+function createBaseSessionRecord(): SessionRecord {
+  return { session: 0, nonce: 0, ackedBelow: 0, lastActive: 0, nextSeq: 0 };
 }
 
-export const SessionState: MessageFns<SessionState> = {
-  encode(message: SessionState, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+export const SessionRecord: MessageFns<SessionRecord> = {
+  encode(message: SessionRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.session !== 0) {
       writer.uint32(8).uint64(message.session);
     }
+    if (message.nonce !== 0) {
+      writer.uint32(16).uint64(message.nonce);
+    }
     if (message.ackedBelow !== 0) {
-      writer.uint32(16).uint64(message.ackedBelow);
+      writer.uint32(24).uint64(message.ackedBelow);
     }
     if (message.lastActive !== 0) {
-      writer.uint32(24).uint64(message.lastActive);
+      writer.uint32(32).uint64(message.lastActive);
     }
-    for (const v of message.results) {
-      CachedResult.encode(v!, writer.uint32(34).fork()).join();
-    }
-    if (message.nonce !== 0) {
-      writer.uint32(40).uint64(message.nonce);
+    if (message.nextSeq !== 0) {
+      writer.uint32(40).uint64(message.nextSeq);
     }
     return writer;
   },
 
-  decode(input: BinaryReader | Uint8Array, length?: number): SessionState {
+  decode(input: BinaryReader | Uint8Array, length?: number): SessionRecord {
     const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
     const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
     if (previousRecursionDepth >= 100) {
@@ -623,7 +754,7 @@ export const SessionState: MessageFns<SessionState> = {
     (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
     try {
       const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseSessionState();
+      const message = createBaseSessionRecord();
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
@@ -640,7 +771,7 @@ export const SessionState: MessageFns<SessionState> = {
               break;
             }
 
-            message.ackedBelow = longToNumber(reader.uint64());
+            message.nonce = longToNumber(reader.uint64());
             continue;
           }
           case 3: {
@@ -648,15 +779,15 @@ export const SessionState: MessageFns<SessionState> = {
               break;
             }
 
-            message.lastActive = longToNumber(reader.uint64());
+            message.ackedBelow = longToNumber(reader.uint64());
             continue;
           }
           case 4: {
-            if (tag !== 34) {
+            if (tag !== 32) {
               break;
             }
 
-            message.results.push(CachedResult.decode(reader, reader.uint32()));
+            message.lastActive = longToNumber(reader.uint64());
             continue;
           }
           case 5: {
@@ -664,64 +795,7 @@ export const SessionState: MessageFns<SessionState> = {
               break;
             }
 
-            message.nonce = longToNumber(reader.uint64());
-            continue;
-          }
-        }
-        if ((tag & 7) === 4 || tag === 0) {
-          break;
-        }
-        reader.skip(tag & 7);
-      }
-      return message;
-    } finally {
-      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
-    }
-  },
-};
-
-function createBaseCachedResult(): CachedResult {
-  return { seq: 0, result: new Uint8Array(0) };
-}
-
-export const CachedResult: MessageFns<CachedResult> = {
-  encode(message: CachedResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.seq !== 0) {
-      writer.uint32(8).uint64(message.seq);
-    }
-    if (message.result.length !== 0) {
-      writer.uint32(18).bytes(message.result);
-    }
-    return writer;
-  },
-
-  decode(input: BinaryReader | Uint8Array, length?: number): CachedResult {
-    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
-    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
-    if (previousRecursionDepth >= 100) {
-      throw new globalThis.Error("protobuf decode recursion limit exceeded");
-    }
-    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
-    try {
-      const end = length === undefined ? reader.len : reader.pos + length;
-      const message = createBaseCachedResult();
-      while (reader.pos < end) {
-        const tag = reader.uint32();
-        switch (tag >>> 3) {
-          case 1: {
-            if (tag !== 8) {
-              break;
-            }
-
-            message.seq = longToNumber(reader.uint64());
-            continue;
-          }
-          case 2: {
-            if (tag !== 18) {
-              break;
-            }
-
-            message.result = reader.bytes();
+            message.nextSeq = longToNumber(reader.uint64());
             continue;
           }
         }

@@ -1,0 +1,168 @@
+// One server of a KV replica group (DESIGN.md 2.2, 2.4): the application that
+// hosts a Paxos server as a sub-node (dslabs' style). It admits client
+// commands (answering duplicates from the exactly-once table without a round
+// of Paxos), proposes them as opaque bytes, applies each decided slot to the
+// exactly-once wrapper around the KV application, and answers the clients
+// waiting on this server. State lives on disk: the KV data and cached results
+// in STATE_SPACE, the small session table in SESSIONS_SPACE.
+//
+// Invariants: `waiting` holds at most `maxWaiting` clients; a decided command
+// that does not decode is skipped identically on every replica.
+import { type StateStore } from '../core/application.js';
+import { assert, assertNever } from '../core/assert.js';
+import type { Env, ProtocolNode } from '../core/env.js';
+import type { NodeId, Slot } from '../core/ids.js';
+import { mark } from '../core/marks.js';
+import { del, put, type ScanRequest, type ScanResult, type StoredState, space } from '../core/storage.js';
+import type { Batch, PaxosMessage, PaxosTimer } from '../paxos/messages.js';
+import { PAXOS_PRELOAD, PAXOS_SPACES, type PaxosObserver, PaxosServer, type PaxosServerConfig } from '../paxos/paxos-server.js';
+import { AmoApplication, type AmoOptions, type AmoStores, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
+import { amoCommandCodec } from '../rpc/codec.js';
+import type { AmoCommand, AmoResult, RpcMessage, RpcTimer } from '../rpc/messages.js';
+import { KvApplication } from './kv-application.js';
+
+export type GroupMessage = PaxosMessage | RpcMessage;
+export type GroupTimer = PaxosTimer | RpcTimer;
+
+export const STATE_SPACE = 'state';
+export const SESSIONS_SPACE = 'sessions';
+/** Every space a KV group server keeps, and those it reads whole at start. */
+export const GROUP_SPACES = [...PAXOS_SPACES, STATE_SPACE, SESSIONS_SPACE] as const;
+export const GROUP_PRELOAD = [...PAXOS_PRELOAD, SESSIONS_SPACE] as const;
+const RESULTS_PREFIX = 'r/';
+const DATA_PREFIX = 'k/';
+
+export interface GroupServerConfig extends PaxosServerConfig {
+  /** Clients waiting for an answer, at most (the oldest are forgotten: they retry). */
+  readonly maxWaiting: number;
+  readonly amo: AmoOptions;
+}
+
+export const DEFAULT_GROUP_TUNING = { maxWaiting: 100_000, amo: DEFAULT_AMO_OPTIONS } as const;
+
+export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
+  readonly paxos: PaxosServer;
+  readonly amo: AmoApplication;
+  private readonly stores: AmoStores;
+  /** Command key -> the client to answer when it applies. */
+  private readonly waiting = new Map<string, NodeId>();
+
+  constructor(
+    private readonly env: Env<GroupMessage, GroupTimer>,
+    private readonly config: GroupServerConfig,
+    stored: StoredState,
+    observer: PaxosObserver = {},
+  ) {
+    this.stores = {
+      sessions: this.store(SESSIONS_SPACE, ''),
+      results: this.store(STATE_SPACE, RESULTS_PREFIX),
+      app: this.store(STATE_SPACE, DATA_PREFIX),
+    };
+    this.amo = new AmoApplication(new KvApplication(), config.amo);
+    this.amo.load(space(stored, SESSIONS_SPACE));
+    this.paxos = new PaxosServer(
+      env,
+      config,
+      {
+        apply: (s, batch) => this.applySlot(s, batch),
+        stateSpaces: [
+          { name: SESSIONS_SPACE, small: true },
+          { name: STATE_SPACE, small: false },
+        ],
+        restored: (small) => this.amo.load(small.get(SESSIONS_SPACE) ?? []),
+      },
+      stored,
+      observer,
+    );
+  }
+
+  onMessage(from: NodeId, m: GroupMessage): void {
+    switch (m.type) {
+      case 'ClientCommand':
+        if (this.admit(from, m.command)) this.paxos.propose([amoCommandCodec.encode(m.command)]);
+        return;
+      case 'ClientResult':
+        return; // servers are not clients
+      default:
+        this.paxos.onMessage(from, m);
+    }
+  }
+
+  onTimer(timer: GroupTimer): void {
+    if (timer.type === 'SessionRetry') return; // servers hold no client sessions
+    this.paxos.onTimer(timer);
+  }
+
+  onScanned(request: ScanRequest, result: ScanResult | undefined): void {
+    this.paxos.onScanned(request, result);
+  }
+
+  checkInvariants(): void {
+    this.paxos.checkInvariants();
+    this.amo.checkInvariants();
+    assert(this.waiting.size <= this.config.maxWaiting, 'too many waiting clients');
+  }
+
+  /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
+  private admit(client: NodeId, command: AmoCommand): boolean {
+    if (command.kind === 'request') {
+      const cached = this.amo.cachedResult(command.session, command.seq, this.stores.results);
+      if (cached !== undefined) {
+        mark('group server answers a duplicate from the table');
+        this.reply(client, { kind: 'result', session: command.session, seq: command.seq, result: cached });
+        return false;
+      }
+    }
+    const key = commandKey(command);
+    this.waiting.delete(key);
+    this.waiting.set(key, client);
+    if (this.waiting.size > this.config.maxWaiting) {
+      const oldest = this.waiting.keys().next();
+      if (!oldest.done) this.waiting.delete(oldest.value);
+    }
+    return true;
+  }
+
+  private applySlot(_s: Slot, batch: Batch): void {
+    for (const bytes of batch) {
+      let command: AmoCommand;
+      try {
+        command = amoCommandCodec.decode(bytes);
+      } catch {
+        mark('group server skips a command that does not decode');
+        continue;
+      }
+      const result = this.amo.apply(command, this.stores);
+      const key = commandKey(command);
+      const client = this.waiting.get(key);
+      if (client === undefined) continue;
+      this.waiting.delete(key);
+      this.reply(client, result);
+    }
+  }
+
+  private reply(to: NodeId, result: AmoResult): void {
+    this.env.send(to, { type: 'ClientResult', result });
+  }
+
+  private store(name: string, prefix: string): StateStore {
+    return {
+      get: (key) => this.env.read(name, prefix + key),
+      put: (key, value) => this.env.persistUnsynced(put(name, prefix + key, value)),
+      del: (key) => this.env.persistUnsynced(del(name, prefix + key)),
+    };
+  }
+}
+
+function commandKey(c: AmoCommand): string {
+  switch (c.kind) {
+    case 'register':
+      return `r${c.nonce}`;
+    case 'request':
+      return `${c.session}:${c.seq}`;
+    case 'read':
+      return `q${c.id}`;
+    default:
+      return assertNever(c, 'AmoCommand');
+  }
+}
