@@ -166,9 +166,10 @@ describe('multi-Paxos in simulation', () => {
     resetMarks();
     forEachSeed(SEEDS, (seed) => {
       const r = runPaxos(seed, { replicas: seed % 2 === 0 ? 3 : 5, clients: 4, ops: 30, faultMs: 8_000 });
+      const lin = checkLinearizable(r.history);
+      if (!r.finished || !r.converged || !lin.ok) console.error(`last events of seed ${seed}:\n${r.sim.recentEvents()}`);
       expect(r.finished, 'every client finished after the faults healed').toBe(true);
       expect(r.converged, `replicas applied ${r.applied.join(',')} of ${r.decided} decided slots`).toBe(true);
-      const lin = checkLinearizable(r.history);
       expect(lin.ok, lin.reason).toBe(true);
     }, SEED_BASE);
     if (process.env.SEED === undefined) {

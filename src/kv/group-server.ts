@@ -97,6 +97,11 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     this.paxos.onScanned(request, result);
   }
 
+  /** The value this replica stores for `key`, for tests and inspection: no round of Paxos, may be stale. */
+  peek(key: string): Uint8Array | undefined {
+    return this.stores.app.get(key);
+  }
+
   checkInvariants(): void {
     this.paxos.checkInvariants();
     this.amo.checkInvariants();

@@ -167,6 +167,15 @@ export class Simulation<M, T> {
     this.record(`faults ${JSON.stringify(faults)}`);
   }
 
+  /** Runs one step on `id` now, from outside (a scripted client call), and drains its effects. */
+  input(id: NodeId, label: string, step: (role: ProtocolNode<M, T>) => void): void {
+    const n = this.simNode(id);
+    assert(n.role !== undefined, `input to ${id}, which is down`);
+    this.record(`input ${id} ${label}`);
+    step(n.role);
+    this.afterStep(n);
+  }
+
   /** Runs `run` at virtual time `atMs` from now, in order with other events. */
   schedule(afterMs: number, label: string, run: () => void): void {
     this.queue.push(this.clock + afterMs, { kind: 'action', label, run });
