@@ -32,7 +32,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { NodeStatus } from '../src/client/admin.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
-import { loadClusterConfig } from '../src/server/cluster-config.js';
+import { loadClusterConfig } from '../src/runtime/cluster-config.js';
 import { type ReaderStats, type StallMode, StalledReader } from './lib/stalled-reader.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
