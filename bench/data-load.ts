@@ -4,8 +4,10 @@
 // (LocalCluster, temp folder, free loopback ports), runs the chosen phases
 // against it, prints a table of targets (PASS/FAIL with the measured figure)
 // and writes every figure to a JSON file. A benchmark, not a test: never run
-// in CI. Every wait is bounded; a phase aborts (FAIL) if a server passes
-// --abort-rss-mb or the machine runs short of memory.
+// in CI. Every wait is bounded. A memory guard reads every server's RSS every
+// 200 ms: one past --abort-rss-mb is SIGKILLed, its phase fails and the later
+// phases are skipped, so a too-large run cannot take the machine down. Every
+// phase also lists the changes of leader or ballot it saw.
 //
 //   npm run bench:data -- [--phases load,restart,wipe,stalled] [--bytes-per-node 1g] [--help]
 //
@@ -59,6 +61,7 @@ const STALL_KEY = 'stall-1MiB';
 const STALL_RELEASE_KEY = 'stall-release (absent)';
 const STALLED_KEYS = 1_000; // normal clients of the stalled phase overwrite these keys
 const MB = 2 ** 20;
+const NO_PROGRESS_S = 120; // a fill phase gives up when no put succeeded for this long
 
 // ---------------------------------------------------------------- options
 
@@ -842,6 +845,8 @@ async function fill(
   let nextKey = 0;
   let opsAtLastSample = 0;
   let lastSampleAt = now();
+  let lastProgressAt = now();
+  let writtenAtLastSample = 0;
   const started = now();
   const cancel = ctx.deadline(o.timeoutS, `writing ${fmt(mb(o.targetBytes))} MB`);
   const sampler = new Sampler(
@@ -857,11 +862,16 @@ async function fill(
       lastSampleAt = t;
       return { writtenMb: Number(mb(written).toFixed(3)), opsPerSec: Number(opsPerSec.toFixed(1)), errors: all.errors };
     },
-    (s) =>
+    (s) => {
+      if (written > writtenAtLastSample) lastProgressAt = now();
+      writtenAtLastSample = written;
+      const stuckS = (now() - lastProgressAt) / 1000;
+      if (stuckS > Math.max(NO_PROGRESS_S, (3 * o.timeoutMs) / 1000)) ctx.abort(`no put succeeded for ${fmt(stuckS)} s`, 'timeout');
       progress.set(
         `${ctx.phase} ${fmt(mb(written))}/${fmt(mb(o.targetBytes))} MB (${fmt((100 * written) / o.targetBytes)}%) ` +
           `${fmt(s.extra?.opsPerSec)} ops/s · RSS ${rssLine(s)} MB · ${diskLine(s)} · errors ${all.errors} · ${fmt(ctx.elapsedS())} s`,
-      ),
+      );
+    },
   );
   sampler.start();
   let load: PutLoad | undefined;
@@ -1145,7 +1155,11 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
       const statuses = await cluster.statuses(1_000);
       const t = now() - t0;
       const f = statuses.get(follower);
-      const l = [...statuses.values()].filter((s) => s.leader && s.node !== follower).sort((x, y) => y.ballotRound - x.ballotRound)[0];
+      // The leader among the other nodes; if none says it leads (the wiped node may have taken over), the most advanced of them.
+      const others = [...statuses.values()].filter((s) => s.node !== follower);
+      const l =
+        others.filter((s) => s.leader).sort((x, y) => y.ballotRound - x.ballotRound)[0] ??
+        others.sort((x, y) => y.appliedBelow - x.appliedBelow)[0];
       last = { ...(f === undefined ? {} : { follower: f }), ...(l === undefined ? {} : { leader: l }) };
       if (f !== undefined) {
         firstAnswer ??= t;
@@ -1156,7 +1170,7 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
           break;
         }
       }
-      if (l !== undefined) previousLeaderApplied = l.appliedBelow;
+      previousLeaderApplied = l?.appliedBelow; // only a leader that answered this poll counts next time
       const fr = sampler.latest?.nodes[follower];
       progress.set(
         `wipe ${follower}: applied ${f?.appliedBelow ?? '-'} / leader ${l?.appliedBelow ?? '-'} (had ${leaderAtKill.appliedBelow} at the kill) · ` +
@@ -1338,7 +1352,7 @@ async function phaseStalled(b: Bench, ctx: PhaseContext): Promise<string[]> {
         r.address,
         String(r.session),
         String(r.calls),
-        `${r.completed}${r.failed > 0 ? ` (+${r.failed} failed)` : ''}`,
+        `${r.completed}${r.failed > 0 ? ` (+${r.failed} ended with a gRPC error)` : ''}`,
         fmt(mb(r.dataBytes), 1),
         r.serverClosedAfterMs !== undefined ? `after ${fmt(r.serverClosedAfterMs / 1000, 1)} s` : r.closed ? 'yes (seen on resume)' : 'no',
         `${fmt(r.maxRxQueue / 1024)}/${fmt(r.maxServerTxQueue / 1024)}`,
