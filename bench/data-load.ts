@@ -4,8 +4,10 @@
 // (LocalCluster, temp folder, free loopback ports), runs the chosen phases
 // against it, prints a table of targets (PASS/FAIL with the measured figure)
 // and writes every figure to a JSON file. A benchmark, not a test: never run
-// in CI. Every wait is bounded; a phase aborts (FAIL) if a server passes
-// --abort-rss-mb or the machine runs short of memory.
+// in CI. Every wait is bounded. A memory guard reads every server's RSS every
+// 200 ms: one past --abort-rss-mb is SIGKILLed, its phase fails and the later
+// phases are skipped, so a too-large run cannot take the machine down. Every
+// phase also lists the changes of leader or ballot it saw.
 //
 //   npm run bench:data -- [--phases load,restart,wipe,stalled] [--bytes-per-node 1g] [--help]
 //
@@ -59,6 +61,7 @@ const STALL_KEY = 'stall-1MiB';
 const STALL_RELEASE_KEY = 'stall-release (absent)';
 const STALLED_KEYS = 1_000; // normal clients of the stalled phase overwrite these keys
 const MB = 2 ** 20;
+const NO_PROGRESS_S = 120; // a fill phase gives up when no put succeeded for this long
 
 // ---------------------------------------------------------------- options
 
@@ -436,6 +439,8 @@ class PhaseContext {
   readonly leaders: LeaderWatch;
   /** Whether the phase's samplers polled statuses (the restart phase does not: every leader is new). */
   watchedLeaders = false;
+  /** Running samplers, told every RSS reading of the memory guard. */
+  readonly rssListeners = new Set<(id: string, pid: number, rssMb: number, hwmMb: number) => void>();
 
   constructor(
     readonly phase: PhaseName,
@@ -488,6 +493,55 @@ class PhaseContext {
   }
 }
 
+/**
+ * Through a whole phase, every 200 ms, reads every server's RSS (running
+ * samplers fold it into their maxima): a server past --abort-rss-mb is
+ * SIGKILLed at once and the phase aborts; so does the largest server when the
+ * machine runs short of memory. (RSS can grow by more than 1 GB a second: a
+ * check once a second, and a phase that keeps loading while it drains, let a
+ * server reach 5.9 GB with a 4 GB limit.)
+ */
+class MemoryGuard {
+  private timer: NodeJS.Timeout | undefined;
+  readonly killed: Array<{ node: string; rssMb: number; tS: number; why: string }> = [];
+
+  constructor(
+    private readonly b: Bench,
+    private readonly ctx: PhaseContext,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.check(), 200);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private check(): void {
+    const rss: Array<{ id: string; bytes: number }> = [];
+    for (const n of this.b.cluster.nodes) {
+      const pid = livePid(this.b.cluster, n.id);
+      const m = pid === undefined ? undefined : procMemory(pid);
+      if (pid === undefined || m === undefined) continue;
+      for (const listen of this.ctx.rssListeners) listen(n.id, pid, mb(m.rss), mb(m.hwm));
+      rss.push({ id: n.id, bytes: m.rss });
+      if (m.rss > this.b.o.abortRssMb * MB) this.kill(n.id, m.rss, `RSS ${fmt(mb(m.rss))} MB passed --abort-rss-mb ${this.b.o.abortRssMb}`);
+    }
+    const available = memAvailableBytes();
+    const largest = rss.sort((x, y) => y.bytes - x.bytes)[0];
+    if (available < MIN_AVAILABLE_MB * MB && largest !== undefined) {
+      this.kill(largest.id, largest.bytes, `the machine had only ${fmt(mb(available))} MB of memory available`);
+    }
+  }
+
+  private kill(id: string, rssBytes: number, why: string): void {
+    this.killed.push({ node: id, rssMb: mb(rssBytes), tS: Number(this.ctx.elapsedS().toFixed(1)), why });
+    this.ctx.abort(`${id} ${why}; SIGKILLed it`, why.startsWith('RSS') ? 'rss' : 'memory');
+    void this.b.cluster.kill(id);
+  }
+}
+
 interface NodeFigures {
   /** Largest VmRSS sampled. */
   maxRssMb: number;
@@ -502,8 +556,7 @@ const rssOf = (n: NodeFigures) => (Number.isFinite(n.peakRssMb) ? Math.max(n.pea
 
 /**
  * Samples every server's RSS (and peak RSS) and data folder size every
- * `intervalMs`; aborts the phase when a server passes --abort-rss-mb or the
- * machine runs short of memory.
+ * `intervalMs`, and polls statuses for leader changes (LeaderWatch).
  */
 class Sampler {
   private timer: NodeJS.Timeout | undefined;
@@ -535,6 +588,7 @@ class Sampler {
       else this.untrustedPeak.add(pid);
     }
     this.running = true;
+    this.ctx.rssListeners.add(this.listener);
     this.sample();
   }
 
@@ -543,7 +597,23 @@ class Sampler {
     if (this.running) this.sample(true);
     this.running = false;
     clearTimeout(this.timer);
+    this.ctx.rssListeners.delete(this.listener);
     return Object.fromEntries(this.figures);
+  }
+
+  /** The memory guard's readings (every 200 ms) count too, so the maxima miss no spike between samples. */
+  private readonly listener = (id: string, pid: number, rssMb: number, hwmMb: number) => {
+    this.note(id, pid, rssMb, hwmMb);
+  };
+
+  /** Folds one reading into a node's maxima. */
+  private note(id: string, pid: number, rssMb: number, hwmMb: number): NodeFigures {
+    if (!this.untrustedPeak.has(pid)) this.trustedPeak.add(pid); // a process started during the run
+    const f = this.figures.get(id) ?? { maxRssMb: 0, peakRssMb: NaN, lastDiskMb: NaN, maxDiskMb: 0 };
+    f.maxRssMb = Math.max(f.maxRssMb, rssMb);
+    if (this.trustedPeak.has(pid)) f.peakRssMb = Number.isFinite(f.peakRssMb) ? Math.max(f.peakRssMb, hwmMb) : hwmMb;
+    this.figures.set(id, f);
+    return f;
   }
 
   private sample(last = false): void {
@@ -557,25 +627,14 @@ class Sampler {
         nodes[n.id] = null;
         continue;
       }
-      if (!this.untrustedPeak.has(pid)) this.trustedPeak.add(pid); // a process started during the run
       const diskBytes = disk ? duBytes(this.b.dataDirs.get(n.id) ?? '') : undefined;
       const s: NodeSample = { pid, rssMb: mb(m.rss), hwmMb: mb(m.hwm), ...(diskBytes === undefined ? {} : { diskMb: mb(diskBytes) }) };
       nodes[n.id] = s;
-      const f = this.figures.get(n.id) ?? { maxRssMb: 0, peakRssMb: NaN, lastDiskMb: NaN, maxDiskMb: 0 };
-      f.maxRssMb = Math.max(f.maxRssMb, s.rssMb);
-      if (this.trustedPeak.has(pid)) f.peakRssMb = Number.isFinite(f.peakRssMb) ? Math.max(f.peakRssMb, s.hwmMb) : s.hwmMb;
+      const f = this.note(n.id, pid, s.rssMb, s.hwmMb);
       if (s.diskMb !== undefined) {
         f.lastDiskMb = s.diskMb;
         f.maxDiskMb = Math.max(f.maxDiskMb, s.diskMb);
       }
-      this.figures.set(n.id, f);
-      if (m.rss > this.b.o.abortRssMb * MB) {
-        this.ctx.abort(`${n.id} RSS ${fmt(mb(m.rss))} MB passed --abort-rss-mb ${this.b.o.abortRssMb}`, 'rss');
-      }
-    }
-    const available = memAvailableBytes();
-    if (available < MIN_AVAILABLE_MB * MB) {
-      this.ctx.abort(`the machine has only ${fmt(mb(available))} MB of memory available`, 'memory');
     }
     if (this.watchLeaders && !last) this.ctx.leaders.poll();
     const extra = this.extra?.();
@@ -786,6 +845,8 @@ async function fill(
   let nextKey = 0;
   let opsAtLastSample = 0;
   let lastSampleAt = now();
+  let lastProgressAt = now();
+  let writtenAtLastSample = 0;
   const started = now();
   const cancel = ctx.deadline(o.timeoutS, `writing ${fmt(mb(o.targetBytes))} MB`);
   const sampler = new Sampler(
@@ -801,11 +862,16 @@ async function fill(
       lastSampleAt = t;
       return { writtenMb: Number(mb(written).toFixed(3)), opsPerSec: Number(opsPerSec.toFixed(1)), errors: all.errors };
     },
-    (s) =>
+    (s) => {
+      if (written > writtenAtLastSample) lastProgressAt = now();
+      writtenAtLastSample = written;
+      const stuckS = (now() - lastProgressAt) / 1000;
+      if (stuckS > Math.max(NO_PROGRESS_S, (3 * o.timeoutMs) / 1000)) ctx.abort(`no put succeeded for ${fmt(stuckS)} s`, 'timeout');
       progress.set(
         `${ctx.phase} ${fmt(mb(written))}/${fmt(mb(o.targetBytes))} MB (${fmt((100 * written) / o.targetBytes)}%) ` +
           `${fmt(s.extra?.opsPerSec)} ops/s · RSS ${rssLine(s)} MB · ${diskLine(s)} · errors ${all.errors} · ${fmt(ctx.elapsedS())} s`,
-      ),
+      );
+    },
   );
   sampler.start();
   let load: PutLoad | undefined;
@@ -1089,7 +1155,11 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
       const statuses = await cluster.statuses(1_000);
       const t = now() - t0;
       const f = statuses.get(follower);
-      const l = [...statuses.values()].filter((s) => s.leader && s.node !== follower).sort((x, y) => y.ballotRound - x.ballotRound)[0];
+      // The leader among the other nodes; if none says it leads (the wiped node may have taken over), the most advanced of them.
+      const others = [...statuses.values()].filter((s) => s.node !== follower);
+      const l =
+        others.filter((s) => s.leader).sort((x, y) => y.ballotRound - x.ballotRound)[0] ??
+        others.sort((x, y) => y.appliedBelow - x.appliedBelow)[0];
       last = { ...(f === undefined ? {} : { follower: f }), ...(l === undefined ? {} : { leader: l }) };
       if (f !== undefined) {
         firstAnswer ??= t;
@@ -1100,7 +1170,7 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
           break;
         }
       }
-      if (l !== undefined) previousLeaderApplied = l.appliedBelow;
+      previousLeaderApplied = l?.appliedBelow; // only a leader that answered this poll counts next time
       const fr = sampler.latest?.nodes[follower];
       progress.set(
         `wipe ${follower}: applied ${f?.appliedBelow ?? '-'} / leader ${l?.appliedBelow ?? '-'} (had ${leaderAtKill.appliedBelow} at the kill) · ` +
@@ -1282,7 +1352,7 @@ async function phaseStalled(b: Bench, ctx: PhaseContext): Promise<string[]> {
         r.address,
         String(r.session),
         String(r.calls),
-        `${r.completed}${r.failed > 0 ? ` (+${r.failed} failed)` : ''}`,
+        `${r.completed}${r.failed > 0 ? ` (+${r.failed} ended with a gRPC error)` : ''}`,
         fmt(mb(r.dataBytes), 1),
         r.serverClosedAfterMs !== undefined ? `after ${fmt(r.serverClosedAfterMs / 1000, 1)} s` : r.closed ? 'yes (seen on resume)' : 'no',
         `${fmt(r.maxRxQueue / 1024)}/${fmt(r.maxServerTxQueue / 1024)}`,
@@ -1363,6 +1433,7 @@ interface PhaseResult {
   readonly phase: PhaseName;
   readonly status: PhaseStatus;
   readonly reason?: string;
+  readonly abortKind?: AbortKind;
   readonly startedAt: string;
   readonly seconds: number;
   readonly targets: TargetResult[];
@@ -1383,10 +1454,18 @@ async function runPhase(b: Bench, name: PhaseName): Promise<PhaseResult> {
   console.error(`\n== ${name}`);
   let detail: string[] = [];
   let failed: string | undefined;
+  const guard = new MemoryGuard(b, ctx);
+  guard.start();
   try {
     detail = await PHASE_FNS[name](b, ctx);
   } catch (err) {
     failed = err instanceof Error ? err.message : String(err);
+  } finally {
+    guard.stop();
+  }
+  if (guard.killed.length > 0) {
+    ctx.figures.killedByMemoryGuard = guard.killed;
+    detail.push(guard.killed.map((k) => `  memory guard: SIGKILLed ${k.node} at ${k.tS} s (${k.why})`).join('\n'));
   }
   progress.clear();
   b.cluster.onCrash = () => {};
@@ -1408,6 +1487,7 @@ async function runPhase(b: Bench, name: PhaseName): Promise<PhaseResult> {
     phase: name,
     status,
     ...(reason === undefined ? {} : { reason }),
+    ...(ctx.kind === undefined ? {} : { abortKind: ctx.kind }),
     startedAt: ctx.startedAt,
     seconds: ctx.elapsedS(),
     targets,
@@ -1558,9 +1638,7 @@ async function main(): Promise<number> {
       results.push(r);
       const verdict = r.targets.map((t) => (t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL')).join(' ');
       console.error(`   ${name} ${r.status} in ${fmt(r.seconds, 1)} s: ${verdict}${r.reason === undefined ? '' : ` (${r.reason})`}`);
-      if (r.status === 'aborted' && (r.reason?.includes('--abort-rss-mb') === true || r.reason?.includes('memory available') === true)) {
-        skip = `a server went past the memory guard in ${name}`;
-      }
+      if (r.abortKind === 'rss' || r.abortKind === 'memory') skip = `the memory guard stopped ${name}`;
     }
   } catch (err) {
     console.error(`benchmark failed: ${err instanceof Error ? err.message : String(err)}`);
