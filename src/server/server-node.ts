@@ -3,7 +3,7 @@
 // services on one port).
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
-import { AdminServiceService, KvServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
+import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
 import { KvApplication } from '../kv/kv-application.js';
 import { serverWireCodec } from '../paxos/codec.js';
 import type { ServerMessage, ServerTimer } from '../paxos/messages.js';
@@ -57,10 +57,7 @@ export async function startServerNode(
       listen: node.address,
       peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
       codec: serverWireCodec,
-      services: [
-        { definition: AdminServiceService, implementation: adminService(status) },
-        { definition: KvServiceService, implementation: kv },
-      ],
+      services: [{ definition: AdminServiceService, implementation: adminService(status) }, kv],
     }),
   ).catch(async (err: unknown) => {
     await storage.close();
