@@ -3,7 +3,7 @@
 // services on one port).
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
-import { AdminServiceService, KvServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
+import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
 import {
   DEFAULT_GROUP_TUNING,
   GROUP_PRELOAD,
@@ -68,10 +68,7 @@ export async function startServerNode(
       listen: node.address,
       peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
       codec: groupWireCodec,
-      services: [
-        { definition: AdminServiceService, implementation: adminService(status) },
-        { definition: KvServiceService, implementation: kv },
-      ],
+      services: [{ definition: AdminServiceService, implementation: adminService(status) }, kv],
     }),
   ).catch(async (err: unknown) => {
     await storage.close();

@@ -1,0 +1,93 @@
+// The per-peer send queue of the gRPC transport, and how a frame is cut from
+// it. Entries are already encoded (each message is encoded once, when it is
+// queued), so the queue knows its exact size. It is bounded in messages and
+// in bytes; past either bound the oldest entries are dropped, which the
+// protocols tolerate like any lost message (DESIGN.md 1, STYLE.md "units and
+// bounds"). No I/O here: the transport owns the streams.
+import { assert } from '../core/assert.js';
+
+export interface QueueBounds {
+  readonly maxMessages: number;
+  readonly maxBytes: number;
+}
+
+/** What push() had to drop to stay within the bounds. */
+export interface Dropped {
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+/** A FIFO of encoded messages, oldest first, bounded in count and in bytes. */
+export class MessageQueue {
+  private items: Uint8Array[] = [];
+  /** Index of the oldest entry in `items`; entries before it are taken. */
+  private head = 0;
+  private queuedBytes = 0;
+
+  constructor(private readonly bounds: QueueBounds) {
+    assert(Number.isSafeInteger(bounds.maxMessages) && bounds.maxMessages >= 1, 'queue bound: maxMessages >= 1');
+    assert(Number.isSafeInteger(bounds.maxBytes) && bounds.maxBytes >= 1, 'queue bound: maxBytes >= 1');
+  }
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  get bytes(): number {
+    return this.queuedBytes;
+  }
+
+  /** The oldest entry, left in place. */
+  peek(): Uint8Array | undefined {
+    return this.items[this.head];
+  }
+
+  /** Appends `item`, then drops the oldest entries until both bounds hold again. */
+  push(item: Uint8Array): Dropped {
+    this.items.push(item);
+    this.queuedBytes += item.length;
+    let messages = 0;
+    let bytes = 0;
+    while (this.length > this.bounds.maxMessages || this.queuedBytes > this.bounds.maxBytes) {
+      const oldest = this.shift();
+      assert(oldest !== undefined);
+      messages++;
+      bytes += oldest.length;
+    }
+    return { messages, bytes };
+  }
+
+  /** Removes and returns the oldest entry. */
+  shift(): Uint8Array | undefined {
+    const item = this.items[this.head];
+    if (item === undefined) return undefined;
+    this.head++;
+    this.queuedBytes -= item.length;
+    // Reclaim the taken prefix once it is most of the array (amortized O(1) per entry).
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    assert(this.queuedBytes >= 0 && (this.length > 0 || this.queuedBytes === 0));
+    return item;
+  }
+}
+
+/**
+ * Takes the next frame's entries off the front of `queue`: as many as fit in
+ * `maxMessages` and `maxBytes`, stopping before the first that would exceed
+ * either. An entry larger than `maxBytes` on its own goes alone in its frame,
+ * so a frame is never empty while the queue is not.
+ */
+export function takeFrame(queue: MessageQueue, maxMessages: number, maxBytes: number): Uint8Array[] {
+  assert(maxMessages >= 1 && maxBytes >= 1);
+  const frame: Uint8Array[] = [];
+  let bytes = 0;
+  for (let next = queue.peek(); next !== undefined && frame.length < maxMessages; next = queue.peek()) {
+    if (frame.length > 0 && bytes + next.length > maxBytes) break;
+    queue.shift();
+    frame.push(next);
+    bytes += next.length;
+  }
+  return frame;
+}

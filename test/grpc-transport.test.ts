@@ -1,0 +1,206 @@
+// The gRPC transport's memory bounds (issue 6, item 6): per-peer queues and
+// frames bounded in bytes as well as messages (the pure framing first, then
+// two real transports on loopback), oversized messages dropped before they
+// could break a stream, and malformed frames counted and dropped.
+import * as grpc from '@grpc/grpc-js';
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type NodeId, nodeId } from '../src/core/ids.js';
+import { PeerFrame, type PeerMessage, PeerServiceService } from '../src/gen/shardpax/v1/peer.js';
+import { MessageQueue, takeFrame } from '../src/server/frame-queue.js';
+import { GrpcTransport, MAX_WIRE_MESSAGE_BYTES, type WireCodec } from '../src/server/grpc-transport.js';
+
+const MIB = 1024 * 1024;
+
+describe('takeFrame', () => {
+  const queueOf = (sizes: readonly number[]) => {
+    const q = new MessageQueue({ maxMessages: 1e9, maxBytes: 1e15 });
+    sizes.forEach((n, i) => q.push(new Uint8Array(n).fill(i % 256)));
+    return q;
+  };
+  const frames = (sizes: readonly number[], maxMessages: number, maxBytes: number) => {
+    const q = queueOf(sizes);
+    const out: number[][] = [];
+    while (q.length > 0) out.push(takeFrame(q, maxMessages, maxBytes).map((e) => e.length));
+    return out;
+  };
+
+  it('fills a frame until the next message would pass the byte bound', () => {
+    expect(frames([4, 4, 4, 1], 100, 10)).toEqual([[4, 4], [4, 1]]);
+    expect(frames([10, 1], 100, 10)).toEqual([[10], [1]]);
+  });
+
+  it('sends a message larger than the byte bound alone', () => {
+    expect(frames([3, 25, 3], 100, 10)).toEqual([[3], [25], [3]]);
+  });
+
+  it('holds at most maxMessages', () => {
+    expect(frames([1, 1, 1, 1, 1], 2, 100)).toEqual([[1, 1], [1, 1], [1]]);
+  });
+
+  it('cuts the queue, in order, into maximal frames within both bounds', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 60 }),
+        fc.integer({ min: 1, max: 8 }),
+        fc.integer({ min: 1, max: 600 }),
+        (sizes, maxMessages, maxBytes) => {
+          const out = frames(sizes, maxMessages, maxBytes);
+          expect(out.flat()).toEqual(sizes);
+          let next = 0;
+          for (const f of out) {
+            next += f.length;
+            const bytes = f.reduce((a, b) => a + b, 0);
+            expect(f.length).toBeGreaterThanOrEqual(1);
+            expect(f.length).toBeLessThanOrEqual(maxMessages);
+            if (f.length > 1) expect(bytes).toBeLessThanOrEqual(maxBytes);
+            // Maximal: the message after it would have passed a bound.
+            const following = sizes[next];
+            if (following !== undefined) {
+              expect(f.length === maxMessages || bytes + following > maxBytes).toBe(true);
+            }
+          }
+        },
+      ),
+    );
+  });
+});
+
+describe('MessageQueue', () => {
+  it('drops the oldest entries past either bound, and says how many and how large', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 100 }), { maxLength: 80 }),
+        fc.integer({ min: 1, max: 10 }),
+        fc.integer({ min: 100, max: 400 }),
+        (sizes, maxMessages, maxBytes) => {
+          const q = new MessageQueue({ maxMessages, maxBytes });
+          const model: number[] = [];
+          let dropped = 0;
+          let droppedBytes = 0;
+          sizes.forEach((n, i) => {
+            const d = q.push(new Uint8Array(n).fill(i % 256));
+            dropped += d.messages;
+            droppedBytes += d.bytes;
+            model.push(n);
+            while (model.length > maxMessages || model.reduce((a, b) => a + b, 0) > maxBytes) model.shift();
+          });
+          expect(q.length).toBe(model.length);
+          expect(q.bytes).toBe(model.reduce((a, b) => a + b, 0));
+          expect(dropped).toBe(sizes.length - model.length);
+          expect(droppedBytes).toBe(sizes.reduce((a, b) => a + b, 0) - q.bytes);
+          const kept: number[] = [];
+          for (let e = q.shift(); e !== undefined; e = q.shift()) kept.push(e.length);
+          expect(kept).toEqual(model);
+          expect(q.bytes).toBe(0);
+        },
+      ),
+    );
+  });
+});
+
+/** Test messages: a number and a payload, carried as a client command. */
+interface Msg {
+  readonly seq: number;
+  readonly payload: Uint8Array;
+}
+
+const codec: WireCodec<Msg> = {
+  toWire: (m) => ({
+    body: {
+      $case: 'clientCommand',
+      value: { kind: { $case: 'request', value: { session: 1, seq: m.seq, ackedBelow: 0, command: m.payload } } },
+    },
+  }),
+  fromWire: (w: PeerMessage) => {
+    if (w.body?.$case !== 'clientCommand' || w.body.value.kind?.$case !== 'request') throw new Error('not a test message');
+    return { seq: w.body.value.kind.value.seq, payload: w.body.value.kind.value.command };
+  },
+};
+
+const open: Array<{ close(): Promise<void> | void }> = [];
+afterEach(async () => {
+  for (const t of open.splice(0).reverse()) await t.close();
+});
+
+async function node(
+  self: string,
+  peers: Record<string, number>,
+  options: { maxQueueBytes?: number } = {},
+): Promise<{ t: GrpcTransport<Msg>; got: Array<{ from: NodeId; m: Msg }> }> {
+  const t = await GrpcTransport.start<Msg>({
+    self: nodeId(self),
+    listen: '127.0.0.1:0',
+    peers: new Map(Object.entries(peers).map(([id, port]) => [nodeId(id), `127.0.0.1:${port}`])),
+    codec,
+    ...options,
+  });
+  open.push(t);
+  const got: Array<{ from: NodeId; m: Msg }> = [];
+  t.onReceive((from, m) => got.push({ from, m }));
+  return { t, got };
+}
+
+async function until(what: string, ok: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const msg = (seq: number, bytes: number): Msg => ({ seq, payload: new Uint8Array(bytes).fill(seq % 256) });
+
+describe('GrpcTransport', () => {
+  it('splits a batch larger than one gRPC message into frames by bytes', async () => {
+    const b = await node('b', {});
+    const a = await node('a', { b: b.t.port }); // the smaller id dials
+    const batch = [1, 2, 3, 4, 5].map((i) => msg(i, 3 * MIB)); // 15 MiB: one frame would pass MAX_WIRE_MESSAGE_BYTES
+    a.t.send(nodeId('b'), batch);
+    await until('five 3 MiB messages', () => b.got.length === 5);
+    expect(b.got.map((g) => [g.from, g.m.seq, g.m.payload.length])).toEqual(batch.map((m) => ['a', m.seq, 3 * MIB]));
+    expect(a.t.stats.droppedMessages).toBe(0);
+  });
+
+  it('drops a message too large for any frame, counts it, and keeps the stream', async () => {
+    const b = await node('b', {});
+    const a = await node('a', { b: b.t.port });
+    a.t.send(nodeId('b'), [msg(1, MAX_WIRE_MESSAGE_BYTES), msg(2, 10)]);
+    await until('the small message', () => b.got.length === 1);
+    expect(b.got[0]?.m.seq).toBe(2);
+    expect(a.t.stats).toMatchObject({ droppedMessages: 1, oversizedMessages: 1 });
+    expect(a.t.stats.droppedBytes).toBeGreaterThan(MAX_WIRE_MESSAGE_BYTES);
+  });
+
+  it('bounds a queue to an absent peer in bytes, keeping the newest messages', async () => {
+    // 'z' waits to be dialed by 'y', which starts later: meanwhile z's queue to y fills.
+    const z = await node('z', {}, { maxQueueBytes: 1 * MIB });
+    const sent = Array.from({ length: 10 }, (_, i) => msg(i, 256 * 1024));
+    for (const m of sent) z.t.send(nodeId('y'), [m]);
+    // Each entry is 256 KiB plus a few dozen bytes of framing: three fit in 1 MiB.
+    expect(z.t.stats.droppedMessages).toBe(7);
+    expect(z.t.stats.droppedBytes).toBeGreaterThan(7 * 256 * 1024);
+    expect(z.t.stats.droppedBytes).toBeLessThan(7 * (256 * 1024 + 64));
+    const y = await node('y', { z: z.t.port });
+    await until('the queued messages', () => y.got.length === 3);
+    expect(y.got.map((g) => g.m.seq)).toEqual([7, 8, 9]);
+  });
+
+  it('counts and drops malformed frames and messages without ending the stream', async () => {
+    const a = await node('a', {});
+    const raw = new grpc.Client(`127.0.0.1:${a.t.port}`, grpc.credentials.createInsecure());
+    open.push(raw);
+    const asIs = (b: Buffer) => b;
+    const stream = raw.makeBidiStreamRequest<Buffer, Buffer>(PeerServiceService.exchange.path, asIs, asIs);
+    open.push({ close: () => void stream.end() });
+    const frame = (from: string, messages: PeerMessage[]) => Buffer.from(PeerFrame.encode({ from, messages }).finish());
+    stream.write(frame('x', [])); // introduces 'x'
+    stream.write(Buffer.from([0x0f])); // field 1 with wire type 7: not protobuf
+    stream.write(frame('x', [{ body: undefined }])); // decodes, but the codec refuses it
+    stream.write(frame('someone-else', [codec.toWire(msg(1, 1))])); // not this stream's peer
+    stream.write(frame('x', [codec.toWire(msg(2, 1))]));
+    await until('the valid message', () => a.got.length === 1);
+    expect(a.got[0]).toMatchObject({ from: 'x', m: { seq: 2 } });
+    expect(a.t.stats).toMatchObject({ malformedFrames: 2, malformedMessages: 1, droppedMessages: 0 });
+  });
+});

@@ -1,0 +1,52 @@
+// Child process for the stalled-client test (test/client-gateway.stall.test.ts):
+// a ClientGateway over a listening GrpcTransport, whose "node" answers every
+// client command at once with a result of --reply-bytes bytes (a get of a
+// large value). Prints "listening <port>"; on each stdin line "mem" it runs a
+// full GC and prints one JSON line of its memory figures and gateway stats.
+//
+// Usage: node --expose-gc --import tsx test/support/gateway-process.ts --reply-bytes N
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { nodeId } from '../../src/core/ids.js';
+import { groupWireCodec } from '../../src/kv/wire.js';
+import type { GroupMessage } from '../../src/kv/group-server.js';
+import { ClientGateway } from '../../src/server/client-gateway.js';
+import { GrpcTransport } from '../../src/server/grpc-transport.js';
+
+const { values: args } = parseArgs({ options: { 'reply-bytes': { type: 'string', default: String(1 << 20) } } });
+const replyBytes = Number(args['reply-bytes']);
+
+async function main(): Promise<void> {
+  let port = 0;
+  const gateway = await ClientGateway.start(async (kv) => {
+    const t = await GrpcTransport.start<GroupMessage>({
+      self: nodeId('server'),
+      listen: '127.0.0.1:0',
+      peers: new Map(),
+      codec: groupWireCodec,
+      services: [kv],
+    });
+    port = t.port;
+    return t;
+  });
+  let answered = 0;
+  gateway.onReceive((from, m) => {
+    if (m.type !== 'ClientCommand' || m.command.kind !== 'request') return;
+    // A fresh buffer per answer, as a get read from storage would be.
+    const result = new Uint8Array(replyBytes).fill(answered++ % 251);
+    gateway.send(from, [{ type: 'ClientResult', result: { kind: 'result', session: m.command.session, seq: m.command.seq, result } }]);
+  });
+  console.log(`listening ${port}`);
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (line !== 'mem') continue;
+    globalThis.gc?.();
+    const mem = process.memoryUsage();
+    const stats = gateway.stats;
+    console.log(JSON.stringify({ rss: mem.rss, arrayBuffers: mem.arrayBuffers, external: mem.external, heapUsed: mem.heapUsed, answered, stats }));
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
