@@ -38,6 +38,7 @@ function wrap(amo: AmoApplication, stores: MapStores) {
     stores,
     apply: (c: AmoCommand): AmoResult => {
       const r = amo.apply(c, stores);
+      amo.flush(stores); // one command per slot, as a host with one command per slot would
       amo.checkInvariants();
       return r;
     },

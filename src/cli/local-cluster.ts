@@ -63,7 +63,9 @@ export class LocalCluster {
 
   start(id: string): void {
     const log = openSync(this.logOf(id), 'a');
-    const child = spawn(process.execPath, [BIN, 'server', '--cluster', this.file, '--node', id], {
+    // SHARDPAX_SERVER_NODE_ARGS passes flags to each server's node (e.g. `--cpu-prof --cpu-prof-dir=prof`).
+    const nodeArgs = (process.env.SHARDPAX_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    const child = spawn(process.execPath, [...nodeArgs, BIN, 'server', '--cluster', this.file, '--node', id], {
       stdio: ['ignore', log, log],
     });
     const crash = (message: string) => {

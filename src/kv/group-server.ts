@@ -144,6 +144,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       this.waiting.delete(key);
       this.reply(client, result);
     }
+    this.amo.flush(this.stores);
   }
 
   private reply(to: NodeId, result: AmoResult): void {

@@ -67,6 +67,9 @@ export class AmoApplication {
   private sessions = new Map<SessionId, SessionState>();
   /** Registration nonce -> its live session. */
   private byNonce = new Map<number, SessionId>();
+  /** Sessions changed since the last flush(): their records are written once per flush, not per command. */
+  private readonly dirty = new Set<SessionId>();
+  private metaDirty = false;
 
   constructor(
     private readonly inner: Application,
@@ -98,6 +101,8 @@ export class AmoApplication {
     loaded.sort(([, a], [, b]) => a.lastActive - b.lastActive);
     this.sessions = new Map(loaded);
     this.byNonce = new Map(loaded.map(([id, s]) => [s.nonce, id]));
+    this.dirty.clear();
+    this.metaDirty = false;
   }
 
   apply(command: AmoCommand, stores: AmoStores): AmoResult {
@@ -117,8 +122,25 @@ export class AmoApplication {
       default:
         return assertNever(command, 'AmoCommand');
     }
-    stores.sessions.put(AMO_META_KEY, wire.AmoMeta.encode({ applied: this.applied, nextSession: this.nextSession }).finish());
+    this.metaDirty = true;
     return result;
+  }
+
+  /**
+   * Writes the records that apply() changed. The host calls it after each
+   * decided slot, in the same step, so the records land with the state writes.
+   */
+  flush(stores: AmoStores): void {
+    for (const id of this.dirty) {
+      const s = this.sessions.get(id);
+      assert(s !== undefined, 'a dirty session that is gone');
+      stores.sessions.put(sessionKey(id), encodeRecord(id, s));
+    }
+    this.dirty.clear();
+    if (this.metaDirty) {
+      stores.sessions.put(AMO_META_KEY, wire.AmoMeta.encode({ applied: this.applied, nextSession: this.nextSession }).finish());
+      this.metaDirty = false;
+    }
   }
 
   /** Whether this (session, seq) was already applied: replicas answer such duplicates without the log. */
@@ -151,7 +173,7 @@ export class AmoApplication {
     const state: SessionState = { nonce, ackedBelow: seq(0), lastActive: this.applied, nextSeq: seq(0) };
     this.sessions.set(id, state);
     this.byNonce.set(nonce, id);
-    this.save(id, state, stores);
+    this.dirty.add(id);
     while (this.sessions.size > this.options.maxSessions) this.evictOldest(stores);
     return { kind: 'registered', nonce, session: id };
   }
@@ -163,7 +185,7 @@ export class AmoApplication {
     this.forgetAcknowledged(c.session, state, c.ackedBelow, stores);
     // Below ackedBelow the client has its result already; past the window it broke the protocol.
     if (c.seq < state.ackedBelow || c.seq >= state.ackedBelow + this.options.maxWindow) {
-      this.save(c.session, state, stores);
+      this.dirty.add(c.session);
       return { kind: 'expired', session: c.session, seq: c.seq };
     }
     const key = resultKey(c.session, c.seq);
@@ -173,7 +195,7 @@ export class AmoApplication {
       stores.results.put(key, result);
       if (c.seq >= state.nextSeq) state.nextSeq = seq(c.seq + 1);
     }
-    this.save(c.session, state, stores);
+    this.dirty.add(c.session);
     return { kind: 'result', session: c.session, seq: c.seq, result };
   }
 
@@ -210,18 +232,18 @@ export class AmoApplication {
     stores.sessions.del(sessionKey(id));
     this.sessions.delete(id);
     this.byNonce.delete(state.nonce);
+    this.dirty.delete(id);
   }
+}
 
-  private save(id: SessionId, s: SessionState, stores: AmoStores): void {
-    const record = wire.SessionRecord.encode({
-      session: id,
-      nonce: s.nonce,
-      ackedBelow: s.ackedBelow,
-      lastActive: s.lastActive,
-      nextSeq: s.nextSeq,
-    }).finish();
-    stores.sessions.put(sessionKey(id), record);
-  }
+function encodeRecord(id: SessionId, s: SessionState): Uint8Array {
+  return wire.SessionRecord.encode({
+    session: id,
+    nonce: s.nonce,
+    ackedBelow: s.ackedBelow,
+    lastActive: s.lastActive,
+    nextSeq: s.nextSeq,
+  }).finish();
 }
 
 function sessionKey(id: SessionId): string {

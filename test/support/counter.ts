@@ -66,7 +66,9 @@ export class CounterServer implements ProtocolNode<RpcMessage, RpcTimer> {
 
   onMessage(from: NodeId, m: RpcMessage): void {
     if (m.type !== 'ClientCommand') return;
-    this.env.send(from, { type: 'ClientResult', result: this.amo.apply(m.command, this.stores) });
+    const result = this.amo.apply(m.command, this.stores);
+    this.amo.flush(this.stores);
+    this.env.send(from, { type: 'ClientResult', result });
   }
 
   onTimer(): void {}
