@@ -9,7 +9,7 @@ import type { Batch } from '../src/paxos/messages.js';
 import { LOG_SPACE, META_SPACE, Replica, type ReplicaConfig } from '../src/paxos/replica.js';
 import { MemoryStorage } from '../src/sim/memory-storage.js';
 
-const CONFIG: ReplicaConfig = { logRetainSlots: 1000, maxPendingSlots: 100, maxCatchup: 100, maxCatchupBytes: 1 << 20 };
+const CONFIG: ReplicaConfig = { logRetainSlots: 1000, maxPendingSlots: 100, maxPendingDecisionBytes: 1 << 20, maxCatchup: 100, maxCatchupBytes: 1 << 20 };
 
 /** A batch that names its slot, so a test can tell which batch was applied where. */
 function batchOf(s: number, size = 2): Batch {
@@ -153,6 +153,30 @@ describe('Replica: bounded memory', () => {
     expect(h.r.firstUnapplied()).toBe(9);
     expect(h.appliedSlots()).toEqual(range(0, 9));
     expect(h.learned).toEqual([1, 2, 3, 0, 4, 5, 6, 7, 8]);
+  });
+});
+
+describe('Replica: held decisions during a transfer and in bytes', () => {
+  it('holds no more than maxPendingDecisionBytes of decisions', () => {
+    const h = harness({ ...CONFIG, maxPendingDecisionBytes: 3 * 1004 });
+    for (const s of [1, 2, 3, 4, 5]) h.r.onDecision(slot(s), batchOf(s, 1000));
+    expect(h.r.pendingCount()).toBe(3);
+    expect(h.logged()).toEqual([1, 2, 3]);
+    h.r.checkInvariants();
+  });
+
+  it('while a transfer runs, holds decisions far past its stale slot, and drops those the transferred state covers', () => {
+    const h = harness({ ...CONFIG, maxPendingSlots: 4 });
+    h.r.beginTransfer(5);
+    h.decide(50, 51, 60, 61);
+    expect(h.r.pendingCount()).toBe(4);
+    h.r.transferCovers(slot(60));
+    expect(h.r.pendingCount()).toBe(2);
+    h.r.finishTransfer(slot(60));
+    expect(h.appliedSlots()).toEqual([60, 61]);
+    expect(h.r.firstUnapplied()).toBe(62);
+    // The log behind the new state is gone; what was held past it is logged again (then compacted no further).
+    expect(h.logged().every((s) => s >= 60)).toBe(true);
   });
 });
 

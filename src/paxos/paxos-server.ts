@@ -31,6 +31,7 @@ export interface PaxosServerConfig {
   readonly maxPendingBytes: number;
   readonly logRetainSlots: number;
   readonly maxPendingSlots: number;
+  readonly maxPendingDecisionBytes: number;
   readonly maxCatchup: number;
   readonly maxCatchupBytes: number;
   readonly maxChunkBytes: number;
@@ -47,8 +48,9 @@ export const DEFAULT_PAXOS_TUNING = {
   maxBatch: 256,
   maxBatchBytes: 512 * 1024,
   maxPendingBytes: 64 * 1024 * 1024,
-  logRetainSlots: 1000,
-  maxPendingSlots: 1000,
+  logRetainSlots: 5000,
+  maxPendingSlots: 20_000,
+  maxPendingDecisionBytes: 64 * 1024 * 1024,
   maxCatchup: 512,
   maxCatchupBytes: 1024 * 1024,
   maxChunkBytes: 256 * 1024,
@@ -135,6 +137,7 @@ export class PaxosServer {
         persistUnsynced: env.persistUnsynced.bind(env),
         random: () => env.random(),
         begin: (id) => this.replica.beginTransfer(id),
+        covers: (at) => this.replica.transferCovers(at),
         finish: (at, small) => {
           // The host reloads what it keeps in memory first: finishing applies the slots held past `at`.
           host.restored(small);

@@ -8,14 +8,15 @@
 // on disk for lagging peers; older entries are deleted in the batch after the
 // state they produced, so a crash never leaves a slot forgotten whose effect
 // was lost with it. Memory holds only decided-but-unapplied batches, bounded
-// by `maxPendingSlots`. A replica whose peers dropped the log it needs
+// by `maxPendingSlots` and `maxPendingDecisionBytes`. A replica whose peers dropped the log it needs
 // receives the state by transfer (paxos-server.ts wires it).
 //
-// Invariants: compactedBelow <= slotOut; pending holds only slots in
-// [slotOut, slotOut + maxPendingSlots); a slot is applied exactly once, in order.
+// Invariants: compactedBelow <= slotOut; pending holds only slots at or past
+// slotOut (before slotOut + maxPendingSlots unless a transfer runs), within
+// its count and byte bounds; a slot is applied exactly once, in order.
 import { assert } from '../core/assert.js';
 import { type Slot, slot } from '../core/ids.js';
-import { del, indexKey, put, type StorageWrite } from '../core/storage.js';
+import { clear, del, indexKey, put, type StorageWrite } from '../core/storage.js';
 import { mark } from '../core/marks.js';
 import { batchBytes, type ReplicaMeta, records } from './codec.js';
 import type { Batch, DecidedSlot } from './messages.js';
@@ -29,6 +30,8 @@ export interface ReplicaConfig {
   readonly logRetainSlots: number;
   /** Decided slots beyond the next to apply that are held in memory; later ones are fetched again. */
   readonly maxPendingSlots: number;
+  /** Bytes of those held decisions at most. */
+  readonly maxPendingDecisionBytes: number;
   /** Decisions in one catch-up reply at most. */
   readonly maxCatchup: number;
   /** Bytes of decisions in one catch-up reply at most (at least one goes). */
@@ -52,6 +55,7 @@ export class Replica {
   /** Nonzero while a transfer is being received: the stored state is partial, nothing may be applied. */
   private transferId = 0;
   private readonly pending = new Map<Slot, Batch>();
+  private pendingBytes = 0;
   /** Highest slot below which some peer said everything is decided. */
   private decidedBelow = slot(0);
 
@@ -69,10 +73,10 @@ export class Replica {
     }
     this.decidedBelow = this.slotOut;
     // The decisions it had learned beyond its state, as far as they run without a gap.
-    for (let s = this.slotOut; this.pending.size < config.maxPendingSlots; s++) {
+    for (let s = this.slotOut; ; s++) {
       const d = ports.read(LOG_SPACE, indexKey(s));
       if (d === undefined) break;
-      this.pending.set(slot(s), records.decodeDecided(d).batch);
+      if (!this.hold(slot(s), records.decodeDecided(d).batch)) break;
     }
   }
 
@@ -99,11 +103,15 @@ export class Replica {
   onDecision(s: Slot, batch: Batch): void {
     if (s >= this.decidedBelow) this.decidedBelow = slot(s + 1);
     if (s < this.slotOut || this.pending.has(s)) return;
-    if (s >= this.slotOut + this.config.maxPendingSlots) {
+    // While a transfer runs, slotOut is stale: decisions past it are what the new state will need.
+    if (this.transferId === 0 && s >= this.slotOut + this.config.maxPendingSlots) {
       mark('replica drops a decision too far ahead');
       return;
     }
-    this.pending.set(s, batch);
+    if (!this.hold(s, batch)) {
+      mark('replica drops a decision: held decisions at their bound');
+      return;
+    }
     this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
     this.ports.learned?.(s, batch);
     this.applyReady();
@@ -139,6 +147,12 @@ export class Replica {
     return { decisions, logStart: this.compactedBelow };
   }
 
+  /** The running transfer's state covers every slot below `at`: decisions held below it are useless. */
+  transferCovers(at: Slot): void {
+    assert(this.transferId !== 0, 'no transfer running');
+    for (const [s, batch] of [...this.pending]) if (s < at) this.release(s, batch);
+  }
+
   /** A transfer begins: the stored state is no longer whole until `finishTransfer`. */
   beginTransfer(id: number): void {
     assert(id !== 0);
@@ -150,13 +164,11 @@ export class Replica {
   finishTransfer(at: Slot): void {
     assert(this.transferId !== 0, 'no transfer to finish');
     mark('replica installs a transferred state');
-    // The log behind the new state is useless now: its entries were retained below the old slotOut.
-    for (let s = this.compactedBelow; s < this.slotOut + this.config.maxPendingSlots; s++) {
-      this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));
-    }
+    // The log behind the new state is useless now: clear it, and log again what is held past `at`.
+    this.ports.persistUnsynced(clear(LOG_SPACE, ''));
     // The state is exactly the state at `at`, even in the odd case that we had applied further before.
     this.slotOut = at;
-    for (const s of [...this.pending.keys()]) if (s < at || s >= at + this.config.maxPendingSlots) this.pending.delete(s);
+    for (const [s, batch] of [...this.pending]) if (s < at || s >= at + this.config.maxPendingSlots) this.release(s, batch);
     this.compactedBelow = this.slotOut;
     if (this.decidedBelow < this.slotOut) this.decidedBelow = this.slotOut;
     this.transferId = 0;
@@ -173,8 +185,11 @@ export class Replica {
 
   checkInvariants(): void {
     assert(this.compactedBelow <= this.slotOut, 'log compacted past the applied state');
+    assert(this.pending.size <= this.config.maxPendingSlots, 'too many held decisions');
+    assert(this.pendingBytes <= this.config.maxPendingDecisionBytes, 'held decisions past their byte bound');
     for (const s of this.pending.keys()) {
-      assert(s >= this.slotOut && s < this.slotOut + this.config.maxPendingSlots, `pending slot ${s} out of range`);
+      assert(s >= this.slotOut, `held slot ${s} below the applied state`);
+      if (this.transferId === 0) assert(s < this.slotOut + this.config.maxPendingSlots, `held slot ${s} too far ahead`);
     }
   }
 
@@ -185,13 +200,26 @@ export class Replica {
     for (;;) {
       const batch = this.pending.get(this.slotOut);
       if (batch === undefined) break;
-      this.pending.delete(this.slotOut);
+      this.release(this.slotOut, batch);
       this.ports.apply(this.slotOut, batch);
       this.slotOut = slot(this.slotOut + 1);
     }
     if (this.slotOut === from) return;
     this.compact();
     this.ports.persistUnsynced(this.metaWrite());
+  }
+
+  /** Holds a decided batch in memory if the bounds allow. */
+  private hold(s: Slot, batch: Batch): boolean {
+    const bytes = batchBytes(batch);
+    if (this.pending.size >= this.config.maxPendingSlots || this.pendingBytes + bytes > this.config.maxPendingDecisionBytes) return false;
+    this.pending.set(s, batch);
+    this.pendingBytes += bytes;
+    return true;
+  }
+
+  private release(s: Slot, batch: Batch): void {
+    if (this.pending.delete(s)) this.pendingBytes -= batchBytes(batch);
   }
 
   /** Drops log entries past the retained tail; they go in the batch after the state they produced. */

@@ -34,6 +34,8 @@ export interface StateReceiverPorts {
   random(): number;
   /** Records, durably and before anything is cleared, that the stored state is partial. */
   begin(id: number): void;
+  /** The state being received covers every slot below `at` (known from the first chunk). */
+  covers(at: Slot): void;
   /** Every space is stored: the state as of `at` is whole. `small` holds the small spaces' entries. */
   finish(at: Slot, small: ReadonlyMap<string, ReadonlyArray<readonly [string, Uint8Array]>>): void;
 }
@@ -97,7 +99,10 @@ export class StateReceiver {
       mark('state receiver ignores a duplicate chunk');
       return;
     }
-    if (c.slot === undefined) c.slot = m.slot;
+    if (c.slot === undefined) {
+      c.slot = m.slot;
+      this.ports.covers(m.slot);
+    }
     if (c.slot !== m.slot) {
       mark('state receiver sees another snapshot and starts over');
       this.start(from);
