@@ -9,11 +9,11 @@
 // Everything that depends on the client wire lives here, so this is the one
 // file to adapt when it changes:
 //   - the method path (SUBMIT_PATH);
-//   - a session must be registered before a get can be sent (register());
-//   - a get is AmoCommand{request{session, seq, ackedBelow, command}} where
-//     command is the KvCommand{get{key}} bytes (getRequest());
-//   - the server caches each result until the session acknowledges it
-//     (ackedBelow), so release() acknowledges everything at the end.
+//   - a session is registered first (register()), as the SDK does;
+//   - a get is a session-less AmoCommand{read{id, command}}, as the SDK sends
+//     it, where command is the KvCommand{get{key}} bytes (getRequest()); the
+//     server keeps no copy of a read's result;
+//   - release() still sends one last read, so the phase ends the same way.
 //
 // Two ways to stall (StallMode):
 //   - 'socket': the reader grants the server a large HTTP/2 flow-control window
@@ -402,10 +402,10 @@ async function register(conn: RawGrpcConnection, timeoutMs: number): Promise<num
   return r.kind.value.session;
 }
 
-/** A get of `key` as request `seq` of `session`; the client says it holds every result below `ackedBelow`. */
-function getRequest(session: number, seq: number, ackedBelow: number, key: string): Uint8Array {
+/** A get of `key`: a session-less read whose id is made from (session, seq), so replies can be told apart. */
+function getRequest(session: number, seq: number, _ackedBelow: number, key: string): Uint8Array {
   const command = KvCommand.encode({ kind: { $case: 'get', value: { key } } }).finish();
-  return AmoCommand.encode({ kind: { $case: 'request', value: { session, seq, ackedBelow, command } } }).finish();
+  return AmoCommand.encode({ kind: { $case: 'read', value: { id: session * 1_000_000 + seq, command } } }).finish();
 }
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
