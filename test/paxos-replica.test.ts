@@ -9,7 +9,7 @@ import type { Batch } from '../src/paxos/messages.js';
 import { LOG_SPACE, META_SPACE, Replica, type ReplicaConfig } from '../src/paxos/replica.js';
 import { MemoryStorage } from '../src/sim/memory-storage.js';
 
-const CONFIG: ReplicaConfig = { logRetainSlots: 1000, maxPendingSlots: 100, maxPendingDecisionBytes: 1 << 20, maxCatchup: 100, maxCatchupBytes: 1 << 20 };
+const CONFIG: ReplicaConfig = { logRetainSlots: 1000, maxPendingSlots: 100, maxPendingDecisionBytes: 1 << 20, maxApplyBytesPerStep: 1 << 30, maxCatchup: 100, maxCatchupBytes: 1 << 20 };
 
 /** A batch that names its slot, so a test can tell which batch was applied where. */
 function batchOf(s: number, size = 2): Batch {
@@ -22,6 +22,8 @@ function batchOf(s: number, size = 2): Batch {
 function harness(config: ReplicaConfig = CONFIG, disk = new MemoryStorage([LOG_SPACE, META_SPACE])) {
   const applied: Array<[number, number[][]]> = [];
   const learned: number[] = [];
+  const more = { asked: 0 };
+  const pin = { from: Infinity };
   const writes: StorageWrite[] = [];
   const r = new Replica(config, {
     persist: (...w) => {
@@ -34,6 +36,8 @@ function harness(config: ReplicaConfig = CONFIG, disk = new MemoryStorage([LOG_S
     },
     read: (space, key) => disk.getSync(space, key),
     apply: (s, batch) => applied.push([s, batch.map((c) => [...c])]),
+    moreToApply: () => (more.asked += 1),
+    keepLogFrom: () => pin.from,
     learned: (s) => learned.push(s),
   });
   r.checkInvariants();
@@ -45,6 +49,8 @@ function harness(config: ReplicaConfig = CONFIG, disk = new MemoryStorage([LOG_S
   };
   return {
     r,
+    more,
+    pin,
     disk,
     applied,
     learned,
@@ -177,6 +183,45 @@ describe('Replica: held decisions during a transfer and in bytes', () => {
     expect(h.r.firstUnapplied()).toBe(62);
     // The log behind the new state is gone; what was held past it is logged again (then compacted no further).
     expect(h.logged().every((s) => s >= 60)).toBe(true);
+  });
+});
+
+describe('Replica: held decisions prefer the lowest slots; a served transfer pins the log', () => {
+  it('a lower slot evicts the highest held one when the bound is reached', () => {
+    const h = harness({ ...CONFIG, maxPendingSlots: 3 });
+    h.r.beginTransfer(9);
+    h.decide(10, 11, 12);
+    h.decide(5);
+    expect(h.r.pendingCount()).toBe(3);
+    expect(h.logged()).toEqual([5, 10, 11]);
+    h.decide(20); // higher than everything held: dropped
+    expect(h.logged()).toEqual([5, 10, 11]);
+  });
+
+  it('does not compact the log past a slot a peer is being sent the state of', () => {
+    const h = harness({ ...CONFIG, logRetainSlots: 4 });
+    h.pin.from = 3;
+    h.decide(...range(0, 40));
+    expect(h.r.logStart()).toBe(3);
+    expect(Math.min(...h.logged())).toBe(3);
+    h.pin.from = Infinity;
+    h.decide(40);
+    expect(h.r.logStart()).toBe(37);
+  });
+});
+
+describe('Replica: bounded steps', () => {
+  it('applies at most maxApplyBytesPerStep per step (at least one slot) and asks for another step', () => {
+    const h = harness({ ...CONFIG, maxApplyBytesPerStep: 2 * 104 });
+    for (const s of [1, 2, 3, 4, 5]) h.r.onDecision(slot(s), batchOf(s, 100));
+    expect(h.appliedSlots()).toEqual([]);
+    h.r.onDecision(slot(0), batchOf(0, 100));
+    expect(h.appliedSlots()).toEqual([0, 1]);
+    expect(h.more.asked).toBe(1);
+    h.r.applyReady();
+    h.r.applyReady();
+    expect(h.appliedSlots()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(h.more.asked).toBe(2);
   });
 });
 

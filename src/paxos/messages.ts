@@ -56,6 +56,7 @@ export type PaxosMessage =
 
 /**
  * One periodic tick drives heartbeats, retransmission, elections, catch-up
- * and transfer timeouts; ToSelf delivers what a server sent itself, in a later step.
+ * and transfer timeouts; ToSelf delivers what a server sent itself, in a
+ * later step; Apply goes on applying held decisions that one step left.
  */
-export type PaxosTimer = { readonly type: 'Tick' } | { readonly type: 'ToSelf' };
+export type PaxosTimer = { readonly type: 'Tick' } | { readonly type: 'ToSelf' } | { readonly type: 'Apply' };

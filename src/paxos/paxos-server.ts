@@ -32,6 +32,7 @@ export interface PaxosServerConfig {
   readonly logRetainSlots: number;
   readonly maxPendingSlots: number;
   readonly maxPendingDecisionBytes: number;
+  readonly maxApplyBytesPerStep: number;
   readonly maxCatchup: number;
   readonly maxCatchupBytes: number;
   readonly maxChunkBytes: number;
@@ -51,6 +52,7 @@ export const DEFAULT_PAXOS_TUNING = {
   logRetainSlots: 5000,
   maxPendingSlots: 20_000,
   maxPendingDecisionBytes: 64 * 1024 * 1024,
+  maxApplyBytesPerStep: 4 * 1024 * 1024,
   maxCatchup: 512,
   maxCatchupBytes: 1024 * 1024,
   maxChunkBytes: 256 * 1024,
@@ -86,6 +88,8 @@ export class PaxosServer {
   readonly sender: StateSender;
   readonly receiver: StateReceiver;
   private toSelf: PaxosMessage[] = [];
+  /** An Apply timer is armed: held decisions wait for their next step. */
+  private applyQueued = false;
   private readonly peers: readonly NodeId[];
 
   constructor(
@@ -105,6 +109,12 @@ export class PaxosServer {
       persistUnsynced: env.persistUnsynced.bind(env),
       read,
       apply: (s, batch) => host.apply(s, batch),
+      keepLogFrom: () => this.sender.lowestServedSlot(),
+      moreToApply: () => {
+        if (this.applyQueued) return;
+        this.applyQueued = true;
+        env.setTimer({ type: 'Apply' }, millis(0));
+      },
       learned: (s, batch) => {
         observer.learned?.(config.self, s, batch);
         this.leader.onLearned(s);
@@ -196,6 +206,7 @@ export class PaxosServer {
         this.replica.noteDecidedBelow(m.decidedBelow);
         return;
       case 'CatchupRequest':
+        this.sender.touch(from);
         this.send(from, { type: 'CatchupReply', ...this.replica.catchupFor(m.fromSlot) });
         return;
       case 'CatchupReply':
@@ -224,6 +235,11 @@ export class PaxosServer {
         if (this.replica.lagging() && !this.receiver.active()) this.askForCatchup();
         this.env.setTimer({ type: 'Tick' }, this.config.tickMs);
         return;
+      case 'Apply':
+        this.applyQueued = false;
+        this.replica.applyReady();
+        this.compactAcceptor();
+        return;
       case 'ToSelf': {
         const messages = this.toSelf;
         this.toSelf = [];
@@ -251,6 +267,9 @@ export class PaxosServer {
     if (this.receiver.active()) return;
     const first = m.decisions[0];
     if (first === undefined && m.logStart > this.replica.firstUnapplied()) {
+      const source = this.receiver.catchupSource(this.config.transferIdleTicks);
+      // Right after a transfer, only its sender is sure to have the log that follows it.
+      if (source !== undefined && source !== from) return;
       this.receiver.start(from);
       return;
     }
@@ -280,10 +299,12 @@ export class PaxosServer {
     if (applied >= this.acceptor.compacted + this.config.window * 8) this.acceptor.compact(applied);
   }
 
-  /** Asks the leader (or, with none known, a random peer) for what we are missing. */
+  /** Asks the peer that just sent us a state, else the leader (else a random peer), for what we are missing. */
   private askForCatchup(): void {
     const leader = this.leader.knownLeader();
-    const target = leader !== undefined && leader !== this.config.self ? leader : this.randomPeer();
+    const target =
+      this.receiver.catchupSource(this.config.transferIdleTicks) ??
+      (leader !== undefined && leader !== this.config.self ? leader : this.randomPeer());
     this.send(target, { type: 'CatchupRequest', fromSlot: this.replica.firstUnapplied() });
   }
 

@@ -16,7 +16,7 @@
 // its count and byte bounds; a slot is applied exactly once, in order.
 import { assert } from '../core/assert.js';
 import { type Slot, slot } from '../core/ids.js';
-import { clear, del, indexKey, put, type StorageWrite } from '../core/storage.js';
+import { del, indexKey, put, type StorageWrite } from '../core/storage.js';
 import { mark } from '../core/marks.js';
 import { batchBytes, type ReplicaMeta, records } from './codec.js';
 import type { Batch, DecidedSlot } from './messages.js';
@@ -24,6 +24,8 @@ import type { Batch, DecidedSlot } from './messages.js';
 export const LOG_SPACE = 'log';
 export const META_SPACE = 'meta';
 const META_KEY = 'replica';
+/** Log entries deleted in one step at most. */
+const COMPACT_MAX_SLOTS = 5000;
 
 export interface ReplicaConfig {
   /** Applied slots whose log entries stay on disk for lagging peers. */
@@ -32,6 +34,8 @@ export interface ReplicaConfig {
   readonly maxPendingSlots: number;
   /** Bytes of those held decisions at most. */
   readonly maxPendingDecisionBytes: number;
+  /** Bytes of decided commands applied in one step at most (at least one slot): bounds one ready batch. */
+  readonly maxApplyBytesPerStep: number;
   /** Decisions in one catch-up reply at most. */
   readonly maxCatchup: number;
   /** Bytes of decisions in one catch-up reply at most (at least one goes). */
@@ -45,6 +49,10 @@ export interface ReplicaPorts {
   read(space: string, key: string): Uint8Array | undefined;
   /** Applies one decided slot's commands to the hosting application. */
   apply(s: Slot, batch: Batch): void;
+  /** Held decisions are ready but this step applied its share: call applyReady() again in a later step. */
+  moreToApply(): void;
+  /** The lowest slot whose log entries a peer may still ask for (a state transfer in progress); Infinity if none. */
+  keepLogFrom(): number;
   /** Every decision the first time this replica learns it (for tests' cross-replica checks). */
   learned?(s: Slot, batch: Batch): void;
 }
@@ -150,7 +158,7 @@ export class Replica {
   /** The running transfer's state covers every slot below `at`: decisions held below it are useless. */
   transferCovers(at: Slot): void {
     assert(this.transferId !== 0, 'no transfer running');
-    for (const [s, batch] of [...this.pending]) if (s < at) this.release(s, batch);
+    for (const [s, batch] of [...this.pending]) if (s < at) this.forget(s, batch);
   }
 
   /** A transfer begins: the stored state is no longer whole until `finishTransfer`. */
@@ -164,17 +172,14 @@ export class Replica {
   finishTransfer(at: Slot): void {
     assert(this.transferId !== 0, 'no transfer to finish');
     mark('replica installs a transferred state');
-    // The log behind the new state is useless now: clear it, and log again what is held past `at`.
-    this.ports.persistUnsynced(clear(LOG_SPACE, ''));
+    // The log behind the new state is useless now: what was applied before, and what is held below `at`.
+    for (let s = this.compactedBelow; s < this.slotOut; s++) this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));
     // The state is exactly the state at `at`, even in the odd case that we had applied further before.
     this.slotOut = at;
-    for (const [s, batch] of [...this.pending]) if (s < at || s >= at + this.config.maxPendingSlots) this.release(s, batch);
+    for (const [s, batch] of [...this.pending]) if (s < at || s >= at + this.config.maxPendingSlots) this.forget(s, batch);
     this.compactedBelow = this.slotOut;
     if (this.decidedBelow < this.slotOut) this.decidedBelow = this.slotOut;
     this.transferId = 0;
-    for (const [s, batch] of this.pending) {
-      this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
-    }
     this.ports.persist(this.metaWrite());
     this.applyReady();
   }
@@ -197,9 +202,16 @@ export class Replica {
   applyReady(): void {
     if (this.transferId !== 0) return;
     const from = this.slotOut;
+    let bytes = 0;
     for (;;) {
       const batch = this.pending.get(this.slotOut);
       if (batch === undefined) break;
+      if (bytes > 0 && bytes + batchBytes(batch) > this.config.maxApplyBytesPerStep) {
+        mark('replica applies the rest in a later step');
+        this.ports.moreToApply();
+        break;
+      }
+      bytes += batchBytes(batch);
       this.release(this.slotOut, batch);
       this.ports.apply(this.slotOut, batch);
       this.slotOut = slot(this.slotOut + 1);
@@ -212,7 +224,18 @@ export class Replica {
   /** Holds a decided batch in memory if the bounds allow. */
   private hold(s: Slot, batch: Batch): boolean {
     const bytes = batchBytes(batch);
-    if (this.pending.size >= this.config.maxPendingSlots || this.pendingBytes + bytes > this.config.maxPendingDecisionBytes) return false;
+    const full = () =>
+      this.pending.size >= this.config.maxPendingSlots || this.pendingBytes + bytes > this.config.maxPendingDecisionBytes;
+    // Full: the lowest slots are the ones needed first, so a lower slot evicts the highest held.
+    while (full()) {
+      let highest: Slot | undefined;
+      for (const h of this.pending.keys()) if (highest === undefined || h > highest) highest = h;
+      if (highest === undefined || highest < s) return false;
+      mark('replica evicts its highest held decision for a lower one');
+      const evicted = this.pending.get(highest);
+      assert(evicted !== undefined);
+      this.forget(highest, evicted);
+    }
     this.pending.set(s, batch);
     this.pendingBytes += bytes;
     return true;
@@ -222,9 +245,17 @@ export class Replica {
     if (this.pending.delete(s)) this.pendingBytes -= batchBytes(batch);
   }
 
+  /** Drops a held decision that will never be applied here, and its log entry. */
+  private forget(s: Slot, batch: Batch): void {
+    this.release(s, batch);
+    this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));
+  }
+
   /** Drops log entries past the retained tail; they go in the batch after the state they produced. */
   private compact(): void {
-    const below = this.slotOut - this.config.logRetainSlots;
+    // A peer may be receiving our state as of a slot: keep the log from there, so it can catch up after.
+    const pinned = Math.min(this.slotOut - this.config.logRetainSlots, this.ports.keepLogFrom());
+    const below = Math.min(pinned, this.compactedBelow + COMPACT_MAX_SLOTS);
     if (below < this.compactedBelow + Math.max(1, Math.floor(this.config.logRetainSlots / 4))) return;
     mark('replica compacts its log');
     for (let s = this.compactedBelow; s < below; s++) this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));

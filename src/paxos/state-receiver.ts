@@ -54,6 +54,8 @@ interface Receiving {
 export class StateReceiver {
   private current: Receiving | undefined;
   private tick = 0;
+  /** The peer the last transfer came from, and when it finished: it keeps its log from that state on. */
+  private last: { readonly peer: NodeId; readonly tick: number } | undefined;
 
   constructor(
     private readonly spaces: readonly TransferSpace[],
@@ -79,6 +81,15 @@ export class StateReceiver {
     const s = this.spaces[c.space];
     assert(s !== undefined);
     return { space: s.name, fromKey: c.fromKey };
+  }
+
+  /**
+   * The peer to catch up from right after a transfer: the one that sent it,
+   * which keeps its log from the transferred slot on while it remembers the
+   * transfer (its idle timeout); other peers may have dropped that part.
+   */
+  catchupSource(withinTicks: number): NodeId | undefined {
+    return this.last !== undefined && this.tick - this.last.tick <= withinTicks ? this.last.peer : undefined;
   }
 
   /** Starts (or starts over) a transfer from `peer`: the stored state is cleared first. */
@@ -122,6 +133,7 @@ export class StateReceiver {
       c.fromKey = '';
     } else {
       this.current = undefined;
+      this.last = { peer: c.peer, tick: this.tick };
       this.ports.finish(c.slot, c.small);
       return;
     }

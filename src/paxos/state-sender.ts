@@ -99,6 +99,18 @@ export class StateSender {
     }
   }
 
+  /** `peer` is catching up after its transfer: keep the transfer (and the log it pins) a while longer. */
+  touch(peer: NodeId): void {
+    for (const t of this.serving.values()) if (t.peer === peer) t.lastTick = this.tick;
+  }
+
+  /** The lowest slot a served transfer's state covers: its receiver will catch up from there. Infinity if none. */
+  lowestServedSlot(): number {
+    let low = Infinity;
+    for (const t of this.serving.values()) if (t.slot < low) low = t.slot;
+    return low;
+  }
+
   servingCount(): number {
     return this.serving.size;
   }

@@ -22,6 +22,28 @@ import { NodeHost } from '../runtime/node-host.js';
 
 export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING & typeof DEFAULT_GROUP_TUNING;
 
+/** Numeric tuning knobs by name, from JSON; throws a clear Error on anything else. */
+export function parseTuning(json: string | undefined): Partial<PaxosTuning> {
+  if (json === undefined || json === '') return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw new Error(`SHARDPAX_TUNING is not JSON: ${String(err)}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new Error('SHARDPAX_TUNING must be a JSON object');
+  const defaults: Record<string, unknown> = { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING };
+  const tuning: Record<string, number> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (typeof defaults[key] !== 'number') throw new Error(`SHARDPAX_TUNING: unknown numeric knob ${JSON.stringify(key)}`);
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      throw new Error(`SHARDPAX_TUNING: ${key} must be a positive integer, got ${JSON.stringify(value)}`);
+    }
+    tuning[key] = value;
+  }
+  return tuning;
+}
+
 export interface ServerNode {
   readonly id: NodeId;
   status(): NodeStatus;
