@@ -47,7 +47,14 @@ export function runPaxos(seed: number, o: RunOptions) {
   });
   const servers = Array.from({ length: o.replicas }, (_, i) => nodeId(`s${i}`));
   const decided = new Map<number, string>();
+  // No replica ever serves a state older than one it served before, across crashes and transfers.
+  const lastAnswered = new Map<NodeId, number>();
   const observer = {
+    answered(server: NodeId, s: Slot) {
+      const last = lastAnswered.get(server) ?? -1;
+      assert(s >= last, `${server} answered from slot ${s} after answering from slot ${last}`);
+      lastAnswered.set(server, s);
+    },
     learned(server: NodeId, s: Slot, batch: Batch) {
       const value = Buffer.from(records.encodeDecided({ slot: s, batch })).toString('base64');
       const seen = decided.get(s);

@@ -38,6 +38,12 @@ export interface GroupServerConfig extends PaxosServerConfig {
   readonly amo: AmoOptions;
 }
 
+/** What tests watch a group server do. */
+export interface GroupObserver extends PaxosObserver {
+  /** This server answered a client with the state after applying slot `s`. */
+  answered?(server: NodeId, s: Slot): void;
+}
+
 export const DEFAULT_GROUP_TUNING = { maxWaiting: 100_000, amo: DEFAULT_AMO_OPTIONS } as const;
 
 export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
@@ -51,7 +57,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     private readonly env: Env<GroupMessage, GroupTimer>,
     private readonly config: GroupServerConfig,
     stored: StoredState,
-    observer: PaxosObserver = {},
+    private readonly observer: GroupObserver = {},
   ) {
     this.stores = {
       sessions: this.store(SESSIONS_SPACE, ''),
@@ -128,7 +134,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     return true;
   }
 
-  private applySlot(_s: Slot, batch: Batch): void {
+  private applySlot(s: Slot, batch: Batch): void {
     for (const bytes of batch) {
       let command: AmoCommand;
       try {
@@ -142,6 +148,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       const client = this.waiting.get(key);
       if (client === undefined) continue;
       this.waiting.delete(key);
+      this.observer.answered?.(this.config.self, s);
       this.reply(client, result);
     }
     this.amo.flush(this.stores);

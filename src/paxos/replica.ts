@@ -116,12 +116,15 @@ export class Replica {
       mark('replica drops a decision too far ahead');
       return;
     }
-    if (!this.hold(s, batch)) {
+    // A decision decoded from the wire views its whole frame (up to 4 MiB): one held for later gets its own
+    // copy, so what memory keeps is what the byte bound counts.
+    const owned = s === this.slotOut && this.transferId === 0 ? batch : batch.map((c) => c.slice());
+    if (!this.hold(s, owned)) {
       mark('replica drops a decision: held decisions at their bound');
       return;
     }
-    this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch })));
-    this.ports.learned?.(s, batch);
+    this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch: owned })));
+    this.ports.learned?.(s, owned);
     this.applyReady();
   }
 

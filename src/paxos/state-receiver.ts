@@ -123,7 +123,8 @@ export class StateReceiver {
     if (expected.small) {
       let list = c.small.get(expected.name);
       if (list === undefined) c.small.set(expected.name, (list = []));
-      list.push(...m.chunk.entries);
+      // Own copies: the entries view the chunk's whole frame.
+      for (const [k, v] of m.chunk.entries) list.push([k, v.slice()]);
     }
     c.retries = 0;
     if (m.next !== undefined) {

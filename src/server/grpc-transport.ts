@@ -31,7 +31,7 @@ const MIB = 1024 * 1024;
  */
 export const MAX_WIRE_MESSAGE_BYTES = 8 * MIB;
 export const DEFAULT_MAX_QUEUE_MESSAGES = 10_000;
-export const DEFAULT_MAX_QUEUE_BYTES = 64 * MIB;
+export const DEFAULT_MAX_QUEUE_BYTES = 32 * MIB;
 export const DEFAULT_MAX_FRAME_MESSAGES = 512;
 export const DEFAULT_MAX_FRAME_BYTES = 4 * MIB;
 /**
@@ -51,7 +51,7 @@ export interface GrpcTransportOptions<M> {
   readonly codec: WireCodec<M>;
   /** Per-peer queue bound, in messages (default 10,000). */
   readonly maxQueueMessages?: number;
-  /** Per-peer queue bound, in encoded bytes (default 64 MiB). */
+  /** Per-peer queue bound, in encoded bytes (default 32 MiB). */
   readonly maxQueueBytes?: number;
   /** Most messages in one frame (default 512). */
   readonly maxFrameMessages?: number;
