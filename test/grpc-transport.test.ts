@@ -173,8 +173,8 @@ describe('GrpcTransport', () => {
   });
 
   it('bounds a queue to an absent peer in bytes, keeping the newest messages', async () => {
-    // 'z' waits to be dialed by 'y', which starts later: meanwhile z's queue to y fills.
-    const z = await node('z', {}, { maxQueueBytes: 1 * MIB });
+    // 'z' knows 'y' as a peer but waits to be dialed by it ('y' < 'z'); y starts later: meanwhile z's queue to y fills.
+    const z = await node('z', { y: 1 }, { maxQueueBytes: 1 * MIB });
     const sent = Array.from({ length: 10 }, (_, i) => msg(i, 256 * 1024));
     for (const m of sent) z.t.send(nodeId('y'), [m]);
     // Each entry is 256 KiB plus a few dozen bytes of framing: three fit in 1 MiB.
@@ -184,6 +184,12 @@ describe('GrpcTransport', () => {
     const y = await node('y', { z: z.t.port });
     await until('the queued messages', () => y.got.length === 3);
     expect(y.got.map((g) => g.m.seq)).toEqual([7, 8, 9]);
+  });
+
+  it('queues nothing for a node that is neither a peer nor connected (an ended client call, say)', async () => {
+    const a = await node('a', {});
+    a.t.send(nodeId('rpc:7'), [msg(1, 1024)]);
+    expect(a.t.stats.droppedMessages).toBe(1);
   });
 
   it('counts and drops malformed frames and messages without ending the stream', async () => {

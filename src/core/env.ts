@@ -64,6 +64,8 @@ export interface ReadyBatch<M, T> {
   /** Settle this generation in the overlay once the writes are on disk. */
   readonly gen: number;
   readonly writes: StorageWrite[];
+  /** Bytes of the values written (a bound on memory, not an exact size). */
+  writeBytes: number;
   /** Whether any write must be synced (then the whole batch is). */
   mustSync: boolean;
   readonly messages: Outgoing<M>[];
@@ -159,6 +161,11 @@ export class ReadyCollector<M, T> implements Env<M, T> {
     this.overlay.settle(gen);
   }
 
+  /** Bytes of the writes collected since the last take(). */
+  get pendingWriteBytes(): number {
+    return this.batch.writeBytes;
+  }
+
   /** Writes not yet settled: what reads see that the disk does not yet hold. */
   get unsettledWrites(): number {
     return this.overlay.size;
@@ -169,10 +176,11 @@ export class ReadyCollector<M, T> implements Env<M, T> {
       assert(w.op !== 'snapshot', 'snapshots are opened with openSnapshot()');
       this.overlay.note(w, this.batch.gen);
       this.batch.writes.push(w);
+      if (w.op === 'put') this.batch.writeBytes += w.value.length + w.key.length;
     }
   }
 }
 
 function emptyBatch<M, T>(gen: number): ReadyBatch<M, T> {
-  return { gen, writes: [], mustSync: false, messages: [], timers: [], scans: [], releases: [] };
+  return { gen, writes: [], writeBytes: 0, mustSync: false, messages: [], timers: [], scans: [], releases: [] };
 }

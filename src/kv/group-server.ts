@@ -25,6 +25,8 @@ export type GroupMessage = PaxosMessage | RpcMessage;
 export type GroupTimer = PaxosTimer | RpcTimer;
 
 export const STATE_SPACE = 'state';
+/** A command a client retransmits is proposed again only this long after the last time. */
+const REPROPOSE_AFTER_MS = 2_000;
 export const SESSIONS_SPACE = 'sessions';
 /** Every space a KV group server keeps, and those it reads whole at start. */
 export const GROUP_SPACES = [...PAXOS_SPACES, STATE_SPACE, SESSIONS_SPACE] as const;
@@ -50,8 +52,8 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   readonly paxos: PaxosServer;
   readonly amo: AmoApplication;
   private readonly stores: AmoStores;
-  /** Command key -> the client to answer when it applies. */
-  private readonly waiting = new Map<string, NodeId>();
+  /** Command key -> the client to answer when it applies, and when this server last proposed it. */
+  private readonly waiting = new Map<string, { readonly client: NodeId; readonly proposedAt: number }>();
 
   constructor(
     private readonly env: Env<GroupMessage, GroupTimer>,
@@ -125,13 +127,19 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       }
     }
     const key = commandKey(command);
+    const now = this.env.now();
+    const earlier = this.waiting.get(key);
     this.waiting.delete(key);
-    this.waiting.set(key, client);
+    // A client's retransmission of a command proposed a moment ago: answer that one, do not propose it again
+    // (a large command proposed on every retry would crowd the log). Clock only paces, never decides safety.
+    const fresh = earlier !== undefined && now - earlier.proposedAt < REPROPOSE_AFTER_MS;
+    this.waiting.set(key, { client, proposedAt: fresh ? earlier.proposedAt : now });
     if (this.waiting.size > this.config.maxWaiting) {
       const oldest = this.waiting.keys().next();
       if (!oldest.done) this.waiting.delete(oldest.value);
     }
-    return true;
+    if (fresh) mark('group server does not propose a retransmission again');
+    return !fresh;
   }
 
   private applySlot(s: Slot, batch: Batch): void {
@@ -145,7 +153,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       }
       const result = this.amo.apply(command, this.stores);
       const key = commandKey(command);
-      const client = this.waiting.get(key);
+      const client = this.waiting.get(key)?.client;
       if (client === undefined) continue;
       this.waiting.delete(key);
       this.observer.answered?.(this.config.self, s);

@@ -28,6 +28,7 @@ const INDEX_PREFIX = 's/';
 
 export interface AcceptorPorts {
   persist(...writes: StorageWrite[]): void;
+  persistUnsynced(...writes: StorageWrite[]): void;
   read(space: string, key: string): Uint8Array | undefined;
 }
 
@@ -79,6 +80,12 @@ export class Acceptor {
       mark('acceptor ignores a compacted slot');
       return undefined;
     }
+    const held = this.accepted.get(pv.slot);
+    if (held !== undefined && compareBallots(held, pv.ballot) === 0) {
+      // A retransmitted P2a: the value is on disk already (a ballot proposes one value per slot).
+      mark('acceptor answers a repeated P2a without writing');
+      return this.promised;
+    }
     if (compareBallots(pv.ballot, this.promised) >= 0) {
       this.raise(pv.ballot);
       this.accepted.set(pv.slot, pv.ballot);
@@ -100,9 +107,10 @@ export class Acceptor {
       writes.push(del(ACCEPTED_SPACE, indexKey(s)), del(ACCEPTOR_SPACE, INDEX_PREFIX + indexKey(s)));
     }
     this.compactedBelow = below;
-    // The bound goes first in the same atomic write as the deletes it justifies.
+    // The bound goes in the same atomic write as the deletes it justifies. Unsynced: if a crash loses
+    // it, it loses the deletes too, and the acceptor reports the lower bound it still holds values above.
     const bound = records.encodeMeta({ applied: 0, compactedBelow: below, transferId: 0 });
-    this.ports.persist(put(ACCEPTOR_SPACE, COMPACTED_KEY, bound), ...writes);
+    this.ports.persistUnsynced(put(ACCEPTOR_SPACE, COMPACTED_KEY, bound), ...writes);
   }
 
   get compacted(): Slot {

@@ -15,6 +15,9 @@ import { Commander } from './commander.js';
 import type { Batch, PaxosMessage, PValue } from './messages.js';
 import { Scout } from './scout.js';
 
+/** Ticks a scout or commander waits for answers before sending its P1a or P2a again. */
+const RETRANSMIT_TICKS = 5;
+
 export interface LeaderConfig {
   readonly self: NodeId;
   readonly members: readonly NodeId[];
@@ -43,7 +46,7 @@ export interface LeaderPorts {
 
 type Mode =
   | { readonly kind: 'follower' }
-  | { readonly kind: 'scouting'; readonly scout: Scout }
+  | { readonly kind: 'scouting'; readonly scout: Scout; readonly startedAtTick: number }
   | { readonly kind: 'active' };
 
 export class Leader {
@@ -114,7 +117,7 @@ export class Leader {
         return;
       case 'scouting':
         if (this.tick >= this.electionAtTick) this.startScout();
-        else this.sendP1a(this.mode.scout);
+        else if ((this.tick - this.mode.startedAtTick) % RETRANSMIT_TICKS === 0) this.sendP1a(this.mode.scout);
         return;
       case 'follower':
         if (this.tick < this.electionAtTick) return;
@@ -200,7 +203,7 @@ export class Leader {
     const round = Math.max(this.ballot.round, this.leaderBallot.round, this.ports.promised().round) + 1;
     this.ballot = ballot(round, this.config.self);
     const scout = new Scout(this.ballot, this.ports.firstUnapplied(), this.majority);
-    this.mode = { kind: 'scouting', scout };
+    this.mode = { kind: 'scouting', scout, startedAtTick: this.tick };
     this.commanders.clear();
     this.electionAtTick = this.randomElectionTick();
     this.sendP1a(scout);
@@ -248,13 +251,15 @@ export class Leader {
     for (const a of this.config.members) this.ports.send(a, { type: 'P2a', pvalue: c.pvalue });
   }
 
+  /** P2a again to acceptors silent for RETRANSMIT_TICKS: every tick would flood a follower busy syncing large values. */
   private retransmitP2a(): void {
     for (const c of this.commanders.values()) {
-      if (c.sentAtTick >= this.tick - 1) continue;
+      if (c.sentAtTick > this.tick - RETRANSMIT_TICKS) continue;
       c.sentAtTick = this.tick;
       for (const a of c.missing(this.config.members)) this.ports.send(a, { type: 'P2a', pvalue: c.pvalue });
     }
   }
+
 
   private heartbeat(): void {
     for (const m of this.config.members) {

@@ -103,7 +103,7 @@ export class PaxosServer {
     this.peers = config.members.filter((m) => m !== config.self);
     const persist = env.persist.bind(env);
     const read = env.read.bind(env);
-    this.acceptor = new Acceptor({ persist, read }, stored);
+    this.acceptor = new Acceptor({ persist, persistUnsynced: env.persistUnsynced.bind(env), read }, stored);
     this.replica = new Replica(config, {
       persist,
       persistUnsynced: env.persistUnsynced.bind(env),
@@ -289,14 +289,10 @@ export class PaxosServer {
     }
   }
 
-  /**
-   * Every slot the replica applied is decided: the acceptor may forget it. In
-   * steps of a few slots, since each compaction is a synced write.
-   */
+  /** Every slot the replica applied is decided: the acceptor forgets it, so a P1b carries only what is not applied here. */
   private compactAcceptor(): void {
-    const applied = this.replica.firstUnapplied();
     if (this.replica.transferInProgress() !== 0) return;
-    if (applied >= this.acceptor.compacted + this.config.window * 8) this.acceptor.compact(applied);
+    this.acceptor.compact(this.replica.firstUnapplied());
   }
 
   /** Asks the peer that just sent us a state, else the leader (else a random peer), for what we are missing. */

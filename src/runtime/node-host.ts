@@ -29,10 +29,22 @@ export interface NodeHostOptions<M, T> {
 export interface HostStats {
   /** Synced storage writes (fsyncs) so far. */
   syncedWrites: number;
+  /** Messages from the network dropped because the writes waiting for the disk were at their bound. */
+  droppedMessages: number;
 }
 
+/**
+ * Bytes of writes waiting for the disk (collected or being written) past
+ * which messages from the network are dropped, like lost ones, until the disk
+ * catches up: the network can deliver faster than LevelDB syncs, and every
+ * accepted P2a or applied put is a write. Timers and scan results still run.
+ */
+export const MAX_UNFLUSHED_WRITE_BYTES = 64 * 1024 * 1024;
+
 export class NodeHost<M, T> {
-  readonly stats: HostStats = { syncedWrites: 0 };
+  readonly stats: HostStats = { syncedWrites: 0, droppedMessages: 0 };
+  /** Bytes of the batch being written now. */
+  private flushingBytes = 0;
   private readonly collector: ReadyCollector<M, T>;
   private role: ProtocolNode<M, T> | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -56,7 +68,13 @@ export class NodeHost<M, T> {
     const host = new NodeHost(options);
     const stored = options.storage === undefined ? emptyState() : await options.storage.loadSpaces(options.preload ?? []);
     host.role = options.factory(host.collector, stored);
-    options.transport.onReceive((from, m) => host.input((r) => r.onMessage(from, m)));
+    options.transport.onReceive((from, m) => {
+      if (host.flushingBytes + host.collector.pendingWriteBytes > MAX_UNFLUSHED_WRITE_BYTES) {
+        host.stats.droppedMessages += 1;
+        return;
+      }
+      host.input((r) => r.onMessage(from, m));
+    });
     host.queueFlush();
     return host;
   }
@@ -98,7 +116,9 @@ export class NodeHost<M, T> {
         const storage = this.options.storage;
         if (batch.writes.length > 0) {
           assert(storage !== undefined, 'a role without storage persisted');
+          this.flushingBytes = batch.writeBytes;
           await storage.write(batch.writes, { sync: batch.mustSync });
+          this.flushingBytes = 0;
           if (batch.mustSync) this.stats.syncedWrites += 1;
         }
         this.collector.settled(batch.gen);

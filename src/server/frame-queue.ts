@@ -17,8 +17,11 @@ export interface Dropped {
   readonly bytes: number;
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** A FIFO of encoded messages, oldest first, bounded in count and in bytes. */
 export class MessageQueue {
+  /** Taken entries are overwritten with EMPTY, so the array never keeps their bytes alive. */
   private items: Uint8Array[] = [];
   /** Index of the oldest entry in `items`; entries before it are taken. */
   private head = 0;
@@ -61,6 +64,8 @@ export class MessageQueue {
   shift(): Uint8Array | undefined {
     const item = this.items[this.head];
     if (item === undefined) return undefined;
+    // Found by a heap snapshot: taken entries left in place kept up to 1024 large messages alive.
+    this.items[this.head] = EMPTY;
     this.head++;
     this.queuedBytes -= item.length;
     // Reclaim the taken prefix once it is most of the array (amortized O(1) per entry).

@@ -173,6 +173,11 @@ export class GrpcTransport<M> implements Transport<M> {
 
   send(to: NodeId, messages: readonly M[]): void {
     if (this.closed || to === this.options.self) return;
+    // Only to a peer we may dial or one whose stream is open: a queue for anybody else would never drain.
+    if (!this.options.peers.has(to) && this.links.get(to)?.stream === undefined) {
+      this.countDropped(messages.length, 0);
+      return;
+    }
     const link = this.link(to);
     for (const m of messages) {
       const entry = this.encode(m);

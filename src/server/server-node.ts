@@ -64,6 +64,7 @@ export async function startServerNode(
     const { leader: l, replica, acceptor, receiver, sender } = server.paxos;
     const leader = l.knownLeader();
     const progress = receiver.progress();
+    const mem = process.memoryUsage();
     return {
       node: node.id,
       group: group.id,
@@ -77,7 +78,10 @@ export async function startServerNode(
       logStart: replica.logStart(),
       pendingDecisions: replica.pendingCount(),
       acceptedEntries: acceptor.acceptedCount(),
-      rssBytes: process.memoryUsage.rss(),
+      rssBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+      arrayBuffersBytes: mem.arrayBuffers,
+      droppedMessages: host.stats.droppedMessages,
       syncedWrites: host.stats.syncedWrites,
       transferSource: receiver.source() ?? '',
       transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,

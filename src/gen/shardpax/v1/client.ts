@@ -48,6 +48,11 @@ export interface NodeStatus {
   transferProgress: string;
   /** State transfers this node is serving to peers. */
   servingTransfers: number;
+  /** process.memoryUsage(): V8 heap in use, and ArrayBuffers (byte buffers, outside the heap). */
+  heapUsedBytes: number;
+  arrayBuffersBytes: number;
+  /** Messages from the network dropped while writes waited for the disk at their bound. */
+  droppedMessages: number;
 }
 
 function createBaseStatusRequest(): StatusRequest {
@@ -104,6 +109,9 @@ function createBaseNodeStatus(): NodeStatus {
     transferSource: "",
     transferProgress: "",
     servingTransfers: 0,
+    heapUsedBytes: 0,
+    arrayBuffersBytes: 0,
+    droppedMessages: 0,
   };
 }
 
@@ -159,6 +167,15 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
     if (message.servingTransfers !== 0) {
       writer.uint32(136).uint64(message.servingTransfers);
+    }
+    if (message.heapUsedBytes !== 0) {
+      writer.uint32(144).uint64(message.heapUsedBytes);
+    }
+    if (message.arrayBuffersBytes !== 0) {
+      writer.uint32(152).uint64(message.arrayBuffersBytes);
+    }
+    if (message.droppedMessages !== 0) {
+      writer.uint32(160).uint64(message.droppedMessages);
     }
     return writer;
   },
@@ -310,6 +327,30 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             }
 
             message.servingTransfers = longToNumber(reader.uint64());
+            continue;
+          }
+          case 18: {
+            if (tag !== 144) {
+              break;
+            }
+
+            message.heapUsedBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.arrayBuffersBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.droppedMessages = longToNumber(reader.uint64());
             continue;
           }
         }
