@@ -27,12 +27,3 @@ export interface Codec<T> {
   encode(value: T): Uint8Array;
   decode(bytes: Uint8Array): T;
 }
-
-/** The keys of `store` that start with `prefix`, seen without it. */
-export function prefixed(store: StateStore, prefix: string): StateStore {
-  return {
-    get: (key) => store.get(prefix + key),
-    put: (key, value) => store.put(prefix + key, value),
-    del: (key) => store.del(prefix + key),
-  };
-}

@@ -166,11 +166,6 @@ export class ReadyCollector<M, T> implements Env<M, T> {
     return this.batch.writeBytes;
   }
 
-  /** Writes not yet settled: what reads see that the disk does not yet hold. */
-  get unsettledWrites(): number {
-    return this.overlay.size;
-  }
-
   private record(writes: readonly StorageWrite[]): void {
     for (const w of writes) {
       assert(w.op !== 'snapshot', 'snapshots are opened with openSnapshot()');

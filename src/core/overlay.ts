@@ -56,10 +56,6 @@ export class Overlay {
     for (const [k, e] of this.entries) if (e.gen <= gen) this.entries.delete(k);
     if (this.clears.length > 0) this.clears = this.clears.filter((c) => c.gen > gen);
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }
 
 function entryKey(space: string, key: string): string {

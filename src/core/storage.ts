@@ -77,6 +77,22 @@ export function checkKey(key: string): void {
   assert(!LONE_SURROGATE.test(key), `storage key ${JSON.stringify(key)} is not valid UTF-16`);
 }
 
+/** The key rules of one write, the same in every adapter (each checks the space against its own). */
+export function checkWriteKeys(w: StorageWrite): void {
+  if (w.op === 'snapshot') return;
+  if (w.op !== 'clear') {
+    checkKey(w.key);
+    return;
+  }
+  checkKey(w.prefix);
+  if (w.prefix !== '') prefixEnd(w.prefix); // asserts the prefix is one a range can end
+}
+
+/** A write whose value the caller may reuse afterwards: the adapter keeps this copy. */
+export function copyWrite(w: StorageWrite): StorageWrite {
+  return w.op === 'put' ? { ...w, value: w.value.slice() } : w;
+}
+
 export function unknownSpaceError(name: string, opened: Iterable<string>): Error {
   return new Error(`unknown storage space ${JSON.stringify(name)} (opened with: ${[...opened].join(', ')})`);
 }

@@ -44,7 +44,7 @@ export class Acceptor {
   ) {
     for (const [key, bytes] of space(stored, ACCEPTOR_SPACE)) {
       if (key === PROMISED_KEY) this.promised = records.decodeBallot(bytes);
-      else if (key === COMPACTED_KEY) this.compactedBelow = slot(records.decodeMeta(bytes).compactedBelow);
+      else if (key === COMPACTED_KEY) this.compactedBelow = records.decodeCompactedBelow(bytes);
       else {
         assert(key.startsWith(INDEX_PREFIX), `unexpected acceptor key ${JSON.stringify(key)}`);
         this.accepted.set(slot(parseInt(key.slice(INDEX_PREFIX.length), 16)), records.decodeBallot(bytes));
@@ -109,8 +109,7 @@ export class Acceptor {
     this.compactedBelow = below;
     // The bound goes in the same atomic write as the deletes it justifies. Unsynced: if a crash loses
     // it, it loses the deletes too, and the acceptor reports the lower bound it still holds values above.
-    const bound = records.encodeMeta({ applied: 0, compactedBelow: below, transferId: 0 });
-    this.ports.persistUnsynced(put(ACCEPTOR_SPACE, COMPACTED_KEY, bound), ...writes);
+    this.ports.persistUnsynced(put(ACCEPTOR_SPACE, COMPACTED_KEY, records.encodeCompactedBelow(below)), ...writes);
   }
 
   get compacted(): Slot {

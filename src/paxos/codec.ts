@@ -1,7 +1,7 @@
 // The one mapping between Paxos domain types and the generated wire types,
 // for peer messages and for durable records alike.
 import { assertNever } from '../core/assert.js';
-import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, slot } from '../core/ids.js';
+import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, type Slot, slot } from '../core/ids.js';
 import * as wire from '../gen/shardpax/v1/paxos.js';
 import { WireError } from '../rpc/codec.js';
 import type { Batch, DecidedSlot, PaxosMessage, PValue } from './messages.js';
@@ -134,8 +134,10 @@ export interface ReplicaMeta {
 
 /** Durable records, as LevelDB values. */
 export const records = {
-  encodeBallot: (b: Ballot): Uint8Array => wire.AcceptorRecord.encode({ promised: ballotToWire(b) }).finish(),
+  encodeBallot: (b: Ballot): Uint8Array => wire.AcceptorRecord.encode({ promised: ballotToWire(b), compactedBelow: 0 }).finish(),
   decodeBallot: (bytes: Uint8Array): Ballot => ballotFromWire(wire.AcceptorRecord.decode(bytes).promised),
+  encodeCompactedBelow: (s: Slot): Uint8Array => wire.AcceptorRecord.encode({ promised: undefined, compactedBelow: s }).finish(),
+  decodeCompactedBelow: (bytes: Uint8Array): Slot => slot(wire.AcceptorRecord.decode(bytes).compactedBelow),
   encodePValue: (p: PValue): Uint8Array => wire.PValue.encode(pvalueToWire(p)).finish(),
   decodePValue: (bytes: Uint8Array): PValue => pvalueFromWire(wire.PValue.decode(bytes)),
   encodeDecided: (d: DecidedSlot): Uint8Array => wire.Decision.encode(decisionToWire(d)).finish(),

@@ -29,8 +29,6 @@ type Callback = grpc.sendUnaryData<Buffer>;
 type Call = grpc.ServerUnaryCall<wire.AmoCommand, Buffer>;
 
 const MIB = 1024 * 1024;
-/** Prefix of the ids of one-call clients. */
-const CALL_ID_PREFIX = 'rpc:';
 /** A call the node never answers (its leader died, say) is ended here at the latest. */
 const MAX_CALL_MS = 30_000;
 /**
@@ -137,7 +135,7 @@ export class ClientGateway implements Transport<GroupMessage> {
       callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: refusal });
       return;
     }
-    const id = nodeId(`${CALL_ID_PREFIX}${this.nextCall++}`);
+    const id = nodeId(`rpc:${this.nextCall++}`);
     const timer = setTimeout(() => this.end(id, { code: grpc.status.UNAVAILABLE, details: 'not answered in time' }), MAX_CALL_MS);
     this.calls.set(id, { call, callback, timer, peer });
     call.on('cancelled', () => this.end(id));
@@ -147,8 +145,7 @@ export class ClientGateway implements Transport<GroupMessage> {
   send(to: NodeId, messages: readonly GroupMessage[]): void {
     const call = this.calls.get(to);
     if (call === undefined) {
-      // An answer to a call that ended already (the client gave up or retried): nobody to give it to.
-      if (to.startsWith(CALL_ID_PREFIX)) return;
+      // A peer, or a call that ended already: the transport drops what is for neither a peer nor an open stream.
       this.inner.send(to, messages);
       return;
     }

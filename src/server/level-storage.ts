@@ -15,8 +15,9 @@ import { inspect } from 'node:util';
 import { ClassicLevel, type BatchOperation } from 'classic-level';
 import { assert, assertNever } from '../core/assert.js';
 import {
-  checkKey,
   checkSpaceNames,
+  checkWriteKeys,
+  copyWrite,
   entryBytes,
   prefixEnd,
   splitSteps,
@@ -125,9 +126,8 @@ export class LevelStorage implements Storage {
     const steps = splitSteps(writes);
     // Every check before any step is applied: a bad write changes nothing.
     for (const w of writes) {
-      if (w.op === 'snapshot') continue;
-      this.check(w.space, w.op === 'clear' ? w.prefix : w.key);
-      if (w.op === 'clear' && w.prefix !== '') prefixEnd(w.prefix);
+      if (w.op !== 'snapshot') this.sublevel(w.space);
+      checkWriteKeys(w);
     }
     // Steps after the first are handed to LevelDB after an await: keep private copies of their values.
     const owned = steps.map((step, i) => (i === 0 ? step : step.map(copyWrite)));
@@ -161,11 +161,6 @@ export class LevelStorage implements Storage {
     return sublevel;
   }
 
-  private check(space: string, key: string): void {
-    this.sublevel(space);
-    checkKey(key);
-  }
-
   private toBatchOp(w: StorageWrite): BatchOp {
     switch (w.op) {
       case 'put':
@@ -190,10 +185,6 @@ function openSublevel(db: Db, name: string) {
 
 type BatchOp = BatchOperation<Db, string, Uint8Array>;
 type LevelSnapshot = ReturnType<Db['snapshot']>;
-
-function copyWrite(w: StorageWrite): StorageWrite {
-  return w.op === 'put' ? { ...w, value: w.value.slice() } : w;
-}
 
 /** The message of an error and of its causes, with their codes (e.g. LEVEL_LOCKED). */
 function describe(error: unknown): string {

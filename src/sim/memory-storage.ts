@@ -17,10 +17,10 @@
 //   generic simulator's use).
 import { assert } from '../core/assert.js';
 import {
-  checkKey,
   checkSpaceNames,
+  checkWriteKeys,
+  copyWrite,
   entryBytes,
-  prefixEnd,
   splitSteps,
   type ScanRequest,
   type ScanResult,
@@ -180,10 +180,8 @@ export class MemoryStorage implements Storage {
   /** Rejects the whole call before any of it is applied, so a bad write changes nothing. */
   private check(writes: readonly StorageWrite[]): void {
     for (const w of writes) {
-      if (w.op === 'snapshot') continue;
-      this.checkSpace(w.space);
-      checkKey(w.op === 'clear' ? w.prefix : w.key);
-      if (w.op === 'clear' && w.prefix !== '') prefixEnd(w.prefix); // the same prefixes LevelStorage takes
+      if (w.op !== 'snapshot') this.checkSpace(w.space);
+      checkWriteKeys(w);
     }
   }
 }
@@ -196,10 +194,6 @@ function settle<T>(f: () => T): Promise<T> {
 function copyOf(value: Uint8Array | undefined): Uint8Array {
   assert(value !== undefined);
   return value.slice();
-}
-
-function copyWrite(w: StorageWrite): StorageWrite {
-  return w.op === 'put' ? { op: 'put', space: w.space, key: w.key, value: w.value.slice() } : w;
 }
 
 function cloneSpaces(spaces: Spaces): Spaces {

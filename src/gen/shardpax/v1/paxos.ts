@@ -133,7 +133,11 @@ export interface PaxosMessage {
 
 /** Durable records (LevelDB values). */
 export interface AcceptorRecord {
-  promised: Ballot | undefined;
+  promised:
+    | Ballot
+    | undefined;
+  /** Accepted values below this slot are dropped (stored under its own key). */
+  compactedBelow: number;
 }
 
 /** The replica's progress, written with the state it describes. */
@@ -1253,13 +1257,16 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
 };
 
 function createBaseAcceptorRecord(): AcceptorRecord {
-  return { promised: undefined };
+  return { promised: undefined, compactedBelow: 0 };
 }
 
 export const AcceptorRecord: MessageFns<AcceptorRecord> = {
   encode(message: AcceptorRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.promised !== undefined) {
       Ballot.encode(message.promised, writer.uint32(10).fork()).join();
+    }
+    if (message.compactedBelow !== 0) {
+      writer.uint32(16).uint64(message.compactedBelow);
     }
     return writer;
   },
@@ -1283,6 +1290,14 @@ export const AcceptorRecord: MessageFns<AcceptorRecord> = {
             }
 
             message.promised = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.compactedBelow = longToNumber(reader.uint64());
             continue;
           }
         }
