@@ -41,6 +41,7 @@ describe('loadClusterConfig', () => {
       'valid.json',
       JSON.stringify({
         version: 1,
+        clusterId: 'c1',
         groups: [
           { id: 1, nodes: [node('n1', 7401), node('n2', 7402, 'data/n2')] },
           { id: 2, nodes: [{ id: 'n3', address: '[::1]:7403', dataDir: abs }] },
@@ -49,6 +50,7 @@ describe('loadClusterConfig', () => {
     );
     const config = loadClusterConfig(path);
     expect(config.path).toBe(path);
+    expect(config.clusterId).toBe('c1');
     expect(config.groups.map((g) => g.id)).toEqual([1, 2]);
     expect(config.groups[0]?.nodes).toEqual([
       { id: 'n1', address: '127.0.0.1:7401', dataDir: join(dir, 'n1') },
@@ -83,39 +85,41 @@ describe('parseClusterConfig refuses malformed files', () => {
     { name: 'not an object', json: [1, 2], says: ['top level', 'object'] },
     { name: 'version 2', json: { version: 2, groups: [{ id: 1, nodes: [node('n1', 1)] }] }, says: ['version must be 1', '2'] },
     { name: 'no version', json: { groups: [{ id: 1, nodes: [node('n1', 1)] }] }, says: ['version must be 1'] },
-    { name: 'empty groups', json: { version: 1, groups: [] }, says: ['groups must be a non-empty array'] },
-    { name: 'groups missing', json: { version: 1 }, says: ['groups must be a non-empty array'] },
-    { name: 'negative group id', json: { version: 1, groups: [{ id: -1, nodes: [node('n1', 1)] }] }, says: ['groups[0].id'] },
-    { name: 'empty node list', json: { version: 1, groups: [{ id: 1, nodes: [] }] }, says: ['groups[0].nodes must be a non-empty array'] },
+    { name: 'no cluster id', json: { version: 1, groups: [{ id: 1, nodes: [node('n1', 1)] }] }, says: ['clusterId must be'] },
+    { name: 'bad cluster id', json: { version: 1, clusterId: 'a b', groups: [{ id: 1, nodes: [node('n1', 1)] }] }, says: ['clusterId must be', '"a b"'] },
+    { name: 'empty groups', json: { version: 1, clusterId: 'c1', groups: [] }, says: ['groups must be a non-empty array'] },
+    { name: 'groups missing', json: { version: 1, clusterId: 'c1' }, says: ['groups must be a non-empty array'] },
+    { name: 'negative group id', json: { version: 1, clusterId: 'c1', groups: [{ id: -1, nodes: [node('n1', 1)] }] }, says: ['groups[0].id'] },
+    { name: 'empty node list', json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [] }] }, says: ['groups[0].nodes must be a non-empty array'] },
     {
       name: 'bad node id',
-      json: { version: 1, groups: [{ id: 1, nodes: [node('n1', 1), node('bad id!', 2, 'x')] }] },
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('n1', 1), node('bad id!', 2, 'x')] }] },
       says: ['groups[0].nodes[1].id'],
     },
-    { name: 'empty node id', json: { version: 1, groups: [{ id: 1, nodes: [node('', 1, 'x')] }] }, says: ['groups[0].nodes[0].id'] },
+    { name: 'empty node id', json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('', 1, 'x')] }] }, says: ['groups[0].nodes[0].id'] },
     {
       name: 'duplicate node id (across groups)',
-      json: { version: 1, groups: [{ id: 1, nodes: [node('n1', 1)] }, { id: 2, nodes: [node('n1', 2, 'other')] }] },
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('n1', 1)] }, { id: 2, nodes: [node('n1', 2, 'other')] }] },
       says: ['n1', 'appears twice'],
     },
     {
       name: 'address without a port',
-      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: 'localhost', dataDir: 'n1' }] }] },
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address: 'localhost', dataDir: 'n1' }] }] },
       says: ['groups[0].nodes[0].address', 'host:port', '"localhost"'],
     },
     {
       name: 'address missing',
-      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', dataDir: 'n1' }] }] },
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', dataDir: 'n1' }] }] },
       says: ['groups[0].nodes[0].address', 'host:port'],
     },
     {
       name: 'dataDir missing',
-      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:7401' }] }] },
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:7401' }] }] },
       says: ['groups[0].nodes[0].dataDir'],
     },
     {
       name: 'dataDir empty',
-      json: { version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:7401', dataDir: '' }] }] },
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:7401', dataDir: '' }] }] },
       says: ['groups[0].nodes[0].dataDir'],
     },
   ];
@@ -130,7 +134,7 @@ describe('parseClusterConfig refuses malformed files', () => {
   }
 
   it('loadClusterConfig reports the same problems for a file', () => {
-    const path = writeFile('no-port.json', JSON.stringify({ version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address: 'localhost', dataDir: 'n1' }] }] }));
+    const path = writeFile('no-port.json', JSON.stringify({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address: 'localhost', dataDir: 'n1' }] }] }));
     const err = configError(() => loadClusterConfig(path));
     expect(err.message).toContain(path);
     expect(err.message).toContain('"localhost"');
@@ -140,7 +144,7 @@ describe('parseClusterConfig refuses malformed files', () => {
 describe('findNode', () => {
   it('an unknown id lists the known ones', () => {
     const config = parseClusterConfig(
-      { version: 1, groups: [{ id: 1, nodes: [node('n1', 1), node('n2', 2)] }, { id: 2, nodes: [node('m1', 3)] }] },
+      { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('n1', 1), node('n2', 2)] }, { id: 2, nodes: [node('m1', 3)] }] },
       '/x/cluster.json',
     );
     expect(findNode(config, 'n2').node.id).toBe('n2');

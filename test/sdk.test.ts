@@ -57,7 +57,7 @@ async function startSingleNode(): Promise<{ node: ServerNode; file: string }> {
   dirs.push(dir);
   const file = join(dir, 'cluster.json');
   const address = `127.0.0.1:${await freePort()}`;
-  writeFileSync(file, JSON.stringify({ version: 1, groups: [{ id: 1, nodes: [{ id: 'n1', address, dataDir: 'n1' }] }] }));
+  writeFileSync(file, JSON.stringify({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address, dataDir: 'n1' }] }] }));
   const node = await startServerNode(loadClusterConfig(file), 'n1');
   const deadline = Date.now() + 5_000;
   while (!node.status().leader) {

@@ -3,6 +3,7 @@
 // SIGKILL and restart of single nodes, and an orderly stop. Used by
 // `shardpax dev`, the real-process tests and the benchmarks.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -51,7 +52,7 @@ export class LocalCluster {
         const port = o.basePort === undefined ? await freePort() : o.basePort + i;
         nodes.push({ id: `n${i + 1}`, address: `127.0.0.1:${port}`, dataDir: `n${i + 1}` });
       }
-      writeFileSync(file, JSON.stringify({ version: 1, groups: [{ id: 1, nodes }] }, null, 2) + '\n');
+      writeFileSync(file, JSON.stringify({ version: 1, clusterId: randomUUID(), groups: [{ id: 1, nodes }] }, null, 2) + '\n');
     }
     const nodes = loadClusterConfig(file).groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
     return { cluster: new LocalCluster(dir, o.dir === undefined, nodes), created };

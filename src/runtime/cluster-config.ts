@@ -20,6 +20,8 @@ export interface GroupConfig {
 
 export interface ClusterConfig {
   readonly path: string;
+  /** Names this cluster: written into every node's storage at creation and checked on every connection. */
+  readonly clusterId: string;
   readonly groups: readonly GroupConfig[];
 }
 
@@ -27,6 +29,7 @@ export class ClusterConfigError extends Error {
   override readonly name = 'ClusterConfigError';
 }
 
+const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
 const ADDRESS = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
 
 export function loadClusterConfig(path: string): ClusterConfig {
@@ -54,6 +57,12 @@ export function parseClusterConfig(json: unknown, path: string): ClusterConfig {
   const where = (what: string) => `${path}: ${what}`;
   const root = record(json, where('the top level'));
   if (root.version !== 1) throw new ClusterConfigError(where(`version must be 1, found ${JSON.stringify(root.version)}`));
+  if (typeof root.clusterId !== 'string' || !CLUSTER_ID.test(root.clusterId)) {
+    throw new ClusterConfigError(
+      where(`clusterId must be 1-64 letters, digits or '-', found ${JSON.stringify(root.clusterId)}`),
+    );
+  }
+  const clusterId = root.clusterId;
   if (!Array.isArray(root.groups) || root.groups.length === 0) {
     throw new ClusterConfigError(where('groups must be a non-empty array'));
   }
@@ -85,7 +94,7 @@ export function parseClusterConfig(json: unknown, path: string): ClusterConfig {
     });
     return { id: groupId(gr.id), nodes };
   });
-  return { path, groups };
+  return { path, clusterId, groups };
 }
 
 export function findNode(config: ClusterConfig, id: string): { group: GroupConfig; node: NodeConfig } {
