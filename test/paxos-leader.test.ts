@@ -2,11 +2,18 @@
 import { describe, expect, it } from 'vitest';
 import { BOTTOM_BALLOT, type Ballot, ballot, type NodeId, nodeId, slot } from '../src/core/ids.js';
 import { Leader } from '../src/paxos/leader.js';
-import type { PaxosMessage } from '../src/paxos/messages.js';
+import type { PaxosMessage, PValue } from '../src/paxos/messages.js';
+import { Scout } from '../src/paxos/scout.js';
 
 const [a, b, c] = [nodeId('a'), nodeId('b'), nodeId('c')];
 /** An opaque command: Paxos never looks inside. */
 const cmd = (n: number): Uint8Array => new Uint8Array([n & 0xff, 1, 2, 3]);
+
+function p1b(bal: Ballot, fromSlot: number, accepted: PValue[], next: number | undefined, compactedBelow = 0) {
+  return { type: 'P1b', ballot: bal, fromSlot: slot(fromSlot), accepted, next: next === undefined ? undefined : slot(next), compactedBelow: slot(compactedBelow) } as const;
+}
+
+const pv = (s: number, bal: Ballot, n: number): PValue => ({ slot: slot(s), ballot: bal, batch: [cmd(n)] });
 
 function leader() {
   const sent: Array<{ to: NodeId; m: PaxosMessage }> = [];
@@ -29,8 +36,7 @@ function leader() {
     if (p1a?.type !== 'P1a') throw new Error('no P1a');
     sent.length = 0;
     promised = p1a.ballot;
-    l.onP1b(b, p1a.ballot, [], slot(0));
-    l.onP1b(c, p1a.ballot, [], slot(0));
+    for (const from of [b, c]) l.onP1b(from, p1b(p1a.ballot, 0, [], undefined));
     return p1a.ballot;
   };
   const p2aSlots = () => [...new Set(sent.flatMap((x) => (x.m.type === 'P2a' ? [x.m.pvalue.slot] : [])))];
@@ -109,5 +115,49 @@ describe('Leader', () => {
     );
     for (let i = 0; i < 20; i++) l.onTick();
     expect(sent.filter((x) => x.m.type === 'P1a')).toEqual([]);
+  });
+});
+
+describe('Scout', () => {
+  const bal = ballot(5, a);
+  const old = ballot(3, b);
+
+  it('counts an acceptor only once every page of its answer has arrived', () => {
+    const s = new Scout(bal, slot(10), 2);
+    expect(s.onP1b(b, p1b(bal, 10, [pv(10, old, 1)], 11))).toEqual({ kind: 'more', from: 11 });
+    expect(s.missing([a, b, c])).toEqual([[a, 10], [b, 11], [c, 10]]);
+    expect(s.onP1b(c, p1b(bal, 10, [], undefined)).kind).toBe('waiting');
+    // b's last page brings a value from a later slot: adopted with both pages merged.
+    const out = s.onP1b(b, p1b(bal, 11, [pv(12, old, 2)], undefined));
+    expect(out.kind).toBe('adopted');
+    if (out.kind === 'adopted') expect([...out.pvalues.keys()]).toEqual([10, 12]);
+  });
+
+  it('does not count a page that skips one it never got, nor a late duplicate', () => {
+    const s = new Scout(bal, slot(0), 2);
+    expect(s.onP1b(b, p1b(bal, 0, [pv(0, old, 1)], 1)).kind).toBe('more');
+    // The page from 1 on was lost; an answer from 5 on does not complete b.
+    expect(s.onP1b(b, p1b(bal, 5, [], undefined)).kind).toBe('waiting');
+    // A late duplicate of the first page changes nothing.
+    expect(s.onP1b(b, p1b(bal, 0, [pv(0, old, 1)], 1)).kind).toBe('waiting');
+    expect(s.onP1b(c, p1b(bal, 0, [], undefined)).kind).toBe('waiting');
+    expect(s.missing([a, b, c])).toEqual([[a, 0], [b, 1]]);
+    expect(s.onP1b(b, p1b(bal, 1, [pv(3, old, 2)], undefined)).kind).toBe('adopted');
+  });
+
+  it('is preempted by a higher ballot in any page', () => {
+    const s = new Scout(bal, slot(0), 2);
+    expect(s.onP1b(b, p1b(bal, 0, [pv(0, old, 1)], 1)).kind).toBe('more');
+    expect(s.onP1b(b, p1b(ballot(6, c), 1, [], undefined))).toEqual({ kind: 'preempted', by: ballot(6, c) });
+  });
+
+  it('the leader asks again from where a page stopped', () => {
+    const { l, sent } = leader();
+    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'P1a'); i++) l.onTick();
+    const p1a = sent.find((x) => x.m.type === 'P1a')?.m;
+    if (p1a?.type !== 'P1a') throw new Error('no P1a');
+    sent.length = 0;
+    l.onP1b(b, p1b(p1a.ballot, 0, [pv(0, old, 1)], 1));
+    expect(sent).toEqual([{ to: b, m: { type: 'P1a', ballot: p1a.ballot, fromSlot: 1 } }]);
   });
 });

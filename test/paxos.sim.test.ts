@@ -62,7 +62,8 @@ export function runPaxos(seed: number, o: RunOptions) {
       decided.set(s, value);
     },
   };
-  // A short log tail and small chunks, so compaction and multi-chunk state transfers happen often.
+  // A short log tail, small chunks and small P1b pages, so compaction, multi-chunk state transfers
+  // and phase 1 answered in pages happen often.
   const config = (self: NodeId) => ({
     ...DEFAULT_PAXOS_TUNING,
     ...DEFAULT_GROUP_TUNING,
@@ -70,6 +71,7 @@ export function runPaxos(seed: number, o: RunOptions) {
     members: servers,
     logRetainSlots: 20,
     maxChunkBytes: 64,
+    maxP1bBytes: 64,
     transferRetryTicks: 10,
   });
   for (const id of servers) {
@@ -99,7 +101,6 @@ export function runPaxos(seed: number, o: RunOptions) {
   return { finished, converged, applied: applied(), history: clients().flatMap((c) => c.history), decided: decided.size, sim };
 }
 
-/** Random faults for `faultMs`, never more than a minority down at once; then everything heals. */
 /** Messages in a trace line: type and the few fields a reader needs, never the payload bytes. */
 function describeMessage(m: GroupMessage): string {
   switch (m.type) {
@@ -118,6 +119,8 @@ function describeMessage(m: GroupMessage): string {
       return `P2b b${m.ballot.round}.${m.ballot.leader} slot ${m.slot}`;
     case 'Decision':
       return `Decision slot ${m.slot} (${m.batch.length} cmds)`;
+    case 'Chosen':
+      return `Chosen b${m.ballot.round}.${m.ballot.leader} slot ${m.slot}`;
     case 'Propose':
       return `Propose ${m.commands.length} cmds`;
     case 'CatchupRequest':
@@ -195,6 +198,7 @@ describe('multi-Paxos in simulation', () => {
         'state receiver ignores a duplicate chunk',
         'state receiver gives up on a silent peer',
         'lagging follower does not run for leader',
+        'acceptor cuts a P1b at its byte bound',
       ]) {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }

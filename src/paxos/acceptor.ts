@@ -15,8 +15,8 @@ import { assert } from '../core/assert.js';
 import { BOTTOM_BALLOT, type Ballot, compareBallots, type Slot, slot } from '../core/ids.js';
 import { del, indexKey, put, type StorageWrite, type StoredState, space } from '../core/storage.js';
 import { mark } from '../core/marks.js';
-import { records } from './codec.js';
-import type { PValue } from './messages.js';
+import { batchBytes, records } from './codec.js';
+import type { Batch, PaxosMessage, PValue } from './messages.js';
 
 export const ACCEPTOR_SPACE = 'acceptor';
 /** slot -> the accepted pvalue. Read by point only. */
@@ -58,16 +58,27 @@ export class Acceptor {
   }
 
   /**
-   * Phase 1: promise `b` if it is the highest seen; answer with everything
-   * accepted from `fromSlot` on. Not cut at a byte bound: a scout that missed
-   * an accepted value could fill a decided slot with another. It stays small
-   * because values are compacted once applied locally, and a lagging node
-   * does not run for leader.
+   * Phase 1: promise `b` if it is the highest seen; answer with what was
+   * accepted from `fromSlot` on, in slot order, up to `maxBytes` of batches
+   * (at least one value goes): `next` is where the scout asks again.
    */
-  onP1a(b: Ballot, fromSlot: Slot): { ballot: Ballot; accepted: PValue[]; compactedBelow: Slot } {
+  onP1a(b: Ballot, fromSlot: Slot, maxBytes: number): Omit<Extract<PaxosMessage, { type: 'P1b' }>, 'type'> {
     this.raise(b);
     const slots = [...this.accepted.keys()].filter((s) => s >= fromSlot).sort((x, y) => x - y);
-    return { ballot: this.promised, accepted: slots.map((s) => this.value(s)), compactedBelow: this.compactedBelow };
+    const accepted: PValue[] = [];
+    let bytes = 0;
+    let next: Slot | undefined;
+    for (const s of slots) {
+      const pv = this.value(s);
+      bytes += batchBytes(pv.batch);
+      if (accepted.length > 0 && bytes > maxBytes) {
+        next = s;
+        break;
+      }
+      accepted.push(pv);
+    }
+    if (next !== undefined) mark('acceptor cuts a P1b at its byte bound');
+    return { ballot: this.promised, fromSlot, accepted, next, compactedBelow: this.compactedBelow };
   }
 
   /**
@@ -110,6 +121,17 @@ export class Acceptor {
     // The bound goes in the same atomic write as the deletes it justifies. Unsynced: if a crash loses
     // it, it loses the deletes too, and the acceptor reports the lower bound it still holds values above.
     this.ports.persistUnsynced(put(ACCEPTOR_SPACE, COMPACTED_KEY, records.encodeCompactedBelow(below)), ...writes);
+  }
+
+  /**
+   * The batch decided for `s` at ballot `b`, when this acceptor holds it: a
+   * value it accepted for `s` at `b` or a higher ballot is the chosen one
+   * (phase 1 makes every higher ballot propose it again).
+   */
+  chosenValue(s: Slot, b: Ballot): Batch | undefined {
+    const held = this.accepted.get(s);
+    if (held === undefined || compareBallots(held, b) < 0) return undefined;
+    return this.value(s).batch;
   }
 
   get compacted(): Slot {

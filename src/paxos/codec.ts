@@ -38,7 +38,13 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
       return {
         body: {
           $case: 'p1b',
-          value: { ballot: ballotToWire(m.ballot), accepted: m.accepted.map(pvalueToWire), compactedBelow: m.compactedBelow },
+          value: {
+            ballot: ballotToWire(m.ballot),
+            accepted: m.accepted.map(pvalueToWire),
+            compactedBelow: m.compactedBelow,
+            fromSlot: m.fromSlot,
+            nextSlot: m.next ?? 0,
+          },
         },
       };
     case 'P2a':
@@ -47,6 +53,8 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
       return { body: { $case: 'p2b', value: { ballot: ballotToWire(m.ballot), slot: m.slot } } };
     case 'Decision':
       return { body: { $case: 'decision', value: decisionToWire(m) } };
+    case 'Chosen':
+      return { body: { $case: 'chosen', value: { slot: m.slot, ballot: ballotToWire(m.ballot) } } };
     case 'Propose':
       return { body: { $case: 'propose', value: { commands: [...m.commands] } } };
     case 'Heartbeat':
@@ -90,7 +98,9 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
       return {
         type: 'P1b',
         ballot: ballotFromWire(b.value.ballot),
+        fromSlot: slot(b.value.fromSlot),
         accepted: b.value.accepted.map(pvalueFromWire),
+        next: b.value.nextSlot === 0 ? undefined : slot(b.value.nextSlot),
         compactedBelow: slot(b.value.compactedBelow),
       };
     case 'p2a':
@@ -99,6 +109,8 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
       return { type: 'P2b', ballot: ballotFromWire(b.value.ballot), slot: slot(b.value.slot) };
     case 'decision':
       return { type: 'Decision', ...decisionFromWire(b.value) };
+    case 'chosen':
+      return { type: 'Chosen', slot: slot(b.value.slot), ballot: ballotFromWire(b.value.ballot) };
     case 'propose':
       return { type: 'Propose', commands: b.value.commands };
     case 'heartbeat':

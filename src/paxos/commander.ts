@@ -22,6 +22,11 @@ export class Commander {
     this.sentAtTick = tick;
   }
 
+  /** The acceptors that answered with its ballot. */
+  acceptedBy(): readonly NodeId[] {
+    return [...this.accepted];
+  }
+
   missing(acceptors: readonly NodeId[]): NodeId[] {
     return acceptors.filter((a) => !this.accepted.has(a));
   }

@@ -137,11 +137,15 @@ export class Leader {
     if (compareBallots(b, this.ballot) > 0) this.stepDown(b);
   }
 
-  onP1b(from: NodeId, b: Ballot, accepted: readonly PValue[], compactedBelow: Slot): void {
+  onP1b(from: NodeId, m: Extract<PaxosMessage, { type: 'P1b' }>): void {
     if (this.mode.kind !== 'scouting') return;
-    const outcome = this.mode.scout.onP1b(from, b, accepted, compactedBelow);
+    const scout = this.mode.scout;
+    const outcome = scout.onP1b(from, m);
     switch (outcome.kind) {
       case 'waiting':
+        return;
+      case 'more':
+        this.ports.send(from, { type: 'P1a', ballot: scout.ballot, fromSlot: outcome.from });
         return;
       case 'preempted':
         this.stepDown(outcome.by);
@@ -153,7 +157,8 @@ export class Leader {
   }
 
   /** Returns the decided pvalue when this answer completes a majority. */
-  onP2b(from: NodeId, b: Ballot, s: Slot): PValue | undefined {
+  /** The decided pvalue, with the acceptors known to hold it, once `s` is decided. */
+  onP2b(from: NodeId, b: Ballot, s: Slot): { pvalue: PValue; acceptedBy: readonly NodeId[] } | undefined {
     const c = this.commanders.get(s);
     if (c === undefined || this.mode.kind !== 'active') return undefined;
     const outcome = c.onP2b(from, b);
@@ -166,7 +171,7 @@ export class Leader {
       case 'decided':
         this.commanders.delete(s);
         this.proposePending();
-        return c.pvalue;
+        return { pvalue: c.pvalue, acceptedBy: c.acceptedBy() };
     }
   }
 
@@ -210,8 +215,8 @@ export class Leader {
   }
 
   private sendP1a(scout: Scout): void {
-    for (const a of scout.missing(this.config.members)) {
-      this.ports.send(a, { type: 'P1a', ballot: scout.ballot, fromSlot: scout.fromSlot });
+    for (const [a, fromSlot] of scout.missing(this.config.members)) {
+      this.ports.send(a, { type: 'P1a', ballot: scout.ballot, fromSlot });
     }
   }
 

@@ -26,10 +26,26 @@ export interface TransferEntries {
 
 export type PaxosMessage =
   | { readonly type: 'P1a'; readonly ballot: Ballot; readonly fromSlot: Slot }
-  | { readonly type: 'P1b'; readonly ballot: Ballot; readonly accepted: readonly PValue[]; readonly compactedBelow: Slot }
+  /**
+   * What the acceptor accepted from `fromSlot` (the P1a's, echoed) on, cut at
+   * a byte bound: `next`, when set, is where the rest starts.
+   */
+  | {
+      readonly type: 'P1b';
+      readonly ballot: Ballot;
+      readonly fromSlot: Slot;
+      readonly accepted: readonly PValue[];
+      readonly next: Slot | undefined;
+      readonly compactedBelow: Slot;
+    }
   | { readonly type: 'P2a'; readonly pvalue: PValue }
   | { readonly type: 'P2b'; readonly ballot: Ballot; readonly slot: Slot }
   | { readonly type: 'Decision'; readonly slot: Slot; readonly batch: Batch }
+  /**
+   * A decision for a replica whose acceptor accepted it: the batch stays home.
+   * Any value an acceptor accepted for `slot` at `ballot` or above is the chosen one.
+   */
+  | { readonly type: 'Chosen'; readonly slot: Slot; readonly ballot: Ballot }
   | { readonly type: 'Propose'; readonly commands: Batch }
   | { readonly type: 'Heartbeat'; readonly ballot: Ballot; readonly decidedBelow: Slot }
   | { readonly type: 'CatchupRequest'; readonly fromSlot: Slot }

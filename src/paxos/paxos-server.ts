@@ -35,6 +35,8 @@ export interface PaxosServerConfig {
   readonly maxApplyBytesPerStep: number;
   readonly maxCatchup: number;
   readonly maxCatchupBytes: number;
+  /** Bytes of accepted values in one P1b at most (one larger value goes alone). */
+  readonly maxP1bBytes: number;
   readonly maxChunkBytes: number;
   readonly maxTransfers: number;
   readonly transferIdleTicks: number;
@@ -55,6 +57,7 @@ export const DEFAULT_PAXOS_TUNING = {
   maxApplyBytesPerStep: 4 * 1024 * 1024,
   maxCatchup: 512,
   maxCatchupBytes: 1024 * 1024,
+  maxP1bBytes: 1024 * 1024,
   maxChunkBytes: 256 * 1024,
   maxTransfers: 2,
   transferIdleTicks: 1500,
@@ -174,12 +177,12 @@ export class PaxosServer {
   onMessage(from: NodeId, m: PaxosMessage): void {
     switch (m.type) {
       case 'P1a': {
-        const r = this.acceptor.onP1a(m.ballot, m.fromSlot);
+        const r = this.acceptor.onP1a(m.ballot, m.fromSlot, this.config.maxP1bBytes);
         this.send(from, { type: 'P1b', ...r });
         return;
       }
       case 'P1b':
-        this.leader.onP1b(from, m.ballot, m.accepted, m.compactedBelow);
+        this.leader.onP1b(from, m);
         return;
       case 'P2a': {
         const b = this.acceptor.onP2a(m.pvalue);
@@ -189,8 +192,11 @@ export class PaxosServer {
       case 'P2b': {
         const decided = this.leader.onP2b(from, m.ballot, m.slot);
         if (decided === undefined) return;
+        const { slot: s, ballot: b, batch } = decided.pvalue;
         for (const member of this.config.members) {
-          this.send(member, { type: 'Decision', slot: decided.slot, batch: decided.batch });
+          // A peer that accepted the value holds it: sending it again would double the leader's traffic.
+          const holds = member !== this.config.self && decided.acceptedBy.includes(member);
+          this.send(member, holds ? { type: 'Chosen', slot: s, ballot: b } : { type: 'Decision', slot: s, batch });
         }
         return;
       }
@@ -198,6 +204,18 @@ export class PaxosServer {
         this.replica.onDecision(m.slot, m.batch);
         this.compactAcceptor();
         return;
+      case 'Chosen': {
+        // Not held (compacted once applied, or lost to a crash before it synced: then it never voted):
+        // the replica learns the slot by catch-up, as it would a lost Decision.
+        const batch = this.acceptor.chosenValue(m.slot, m.ballot);
+        if (batch === undefined) {
+          mark('replica cannot resolve a Chosen from its acceptor');
+          return;
+        }
+        this.replica.onDecision(m.slot, batch);
+        this.compactAcceptor();
+        return;
+      }
       case 'Propose':
         this.leader.propose(m.commands, from);
         return;
@@ -272,6 +290,10 @@ export class PaxosServer {
       if (source !== undefined && source !== from) return;
       this.receiver.start(from);
       return;
+    }
+    if (first === undefined && this.receiver.catchupSource(this.config.transferIdleTicks) === from) {
+      mark('replica stops catching up from a transfer sender with nothing more');
+      this.receiver.forgetCatchupSource();
     }
     for (const d of m.decisions) this.replica.onDecision(d.slot, d.batch);
     this.compactAcceptor();

@@ -92,6 +92,11 @@ export class StateReceiver {
     return this.last !== undefined && this.tick - this.last.tick <= withinTicks ? this.last.peer : undefined;
   }
 
+  /** The transfer's sender has nothing past what we hold: ask the others (it may have lost its log tail). */
+  forgetCatchupSource(): void {
+    this.last = undefined;
+  }
+
   /** Starts (or starts over) a transfer from `peer`: the stored state is cleared first. */
   start(peer: NodeId): void {
     mark('state receiver starts a transfer');

@@ -24,7 +24,7 @@ export interface NetworkFaults {
 }
 
 /** Events a failing run can print. */
-const TRACE_LINES = 60;
+const TRACE_LINES = Number(process.env.SIM_TRACE_LINES ?? 60);
 
 export const RELIABLE: NetworkFaults = { lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 1 };
 

@@ -31,11 +31,15 @@ export interface P1a {
 /**
  * Acceptor -> scout: its promise, what it accepted from `from_slot` on, and
  * below which slot it has compacted (those slots are decided; never propose there).
+ * One answer is bounded in bytes: when `next_slot` is not 0, the values from
+ * `next_slot` on follow in the answer to a P1a from there.
  */
 export interface P1b {
   ballot: Ballot | undefined;
   accepted: PValue[];
   compactedBelow: number;
+  fromSlot: number;
+  nextSlot: number;
 }
 
 /** Commander -> acceptors: phase 2 for one slot. */
@@ -53,6 +57,16 @@ export interface P2b {
 export interface Decision {
   slot: number;
   batch: Batch | undefined;
+}
+
+/**
+ * Commander -> a replica whose acceptor accepted the decided pvalue: the
+ * decision without its batch, which that acceptor already holds (any value it
+ * accepted for the slot at this ballot or a higher one is the chosen one).
+ */
+export interface Chosen {
+  slot: number;
+  ballot: Ballot | undefined;
 }
 
 /** Replica -> leader: commands for it to propose. */
@@ -128,6 +142,7 @@ export interface PaxosMessage {
     | { $case: "transferRequest"; value: TransferRequest }
     | { $case: "transferChunk"; value: TransferChunk }
     | { $case: "transferReset"; value: TransferReset }
+    | { $case: "chosen"; value: Chosen }
     | undefined;
 }
 
@@ -382,7 +397,7 @@ export const P1a: MessageFns<P1a> = {
 };
 
 function createBaseP1b(): P1b {
-  return { ballot: undefined, accepted: [], compactedBelow: 0 };
+  return { ballot: undefined, accepted: [], compactedBelow: 0, fromSlot: 0, nextSlot: 0 };
 }
 
 export const P1b: MessageFns<P1b> = {
@@ -395,6 +410,12 @@ export const P1b: MessageFns<P1b> = {
     }
     if (message.compactedBelow !== 0) {
       writer.uint32(24).uint64(message.compactedBelow);
+    }
+    if (message.fromSlot !== 0) {
+      writer.uint32(32).uint64(message.fromSlot);
+    }
+    if (message.nextSlot !== 0) {
+      writer.uint32(40).uint64(message.nextSlot);
     }
     return writer;
   },
@@ -434,6 +455,22 @@ export const P1b: MessageFns<P1b> = {
             }
 
             message.compactedBelow = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.fromSlot = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.nextSlot = longToNumber(reader.uint64());
             continue;
           }
         }
@@ -594,6 +631,63 @@ export const Decision: MessageFns<Decision> = {
             }
 
             message.batch = Batch.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseChosen(): Chosen {
+  return { slot: 0, ballot: undefined };
+}
+
+export const Chosen: MessageFns<Chosen> = {
+  encode(message: Chosen, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slot !== 0) {
+      writer.uint32(8).uint64(message.slot);
+    }
+    if (message.ballot !== undefined) {
+      Ballot.encode(message.ballot, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Chosen {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseChosen();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.slot = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ballot = Ballot.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -1130,6 +1224,9 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
       case "transferReset":
         TransferReset.encode(message.body.value, writer.uint32(98).fork()).join();
         break;
+      case "chosen":
+        Chosen.encode(message.body.value, writer.uint32(106).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1241,6 +1338,14 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
             }
 
             message.body = { $case: "transferReset", value: TransferReset.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.body = { $case: "chosen", value: Chosen.decode(reader, reader.uint32()) };
             continue;
           }
         }
