@@ -20,13 +20,14 @@ function leader() {
   let promised: Ballot = BOTTOM_BALLOT;
   const replica = { applied: 0 };
   const l = new Leader(
-    { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 1 },
+    { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 1, maxScoutAgeMs: 5_000 },
     {
       send: (to, m) => sent.push({ to, m }),
       random: () => 0,
       firstUnapplied: () => slot(replica.applied),
       promised: () => promised,
       mayRun: () => true,
+      now: () => 0,
     },
   );
   /** Ticks until a scout runs, then lets b and c promise with nothing accepted. */
@@ -110,8 +111,8 @@ describe('Leader', () => {
   it('does not run for leader while it may not (a lagging replica)', () => {
     const sent: Array<{ to: NodeId; m: PaxosMessage }> = [];
     const l = new Leader(
-      { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 1 },
-      { send: (to, m) => sent.push({ to, m }), random: () => 0, firstUnapplied: () => slot(0), promised: () => BOTTOM_BALLOT, mayRun: () => false },
+      { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 1, maxScoutAgeMs: 5_000 },
+      { send: (to, m) => sent.push({ to, m }), random: () => 0, firstUnapplied: () => slot(0), promised: () => BOTTOM_BALLOT, mayRun: () => false, now: () => 0 },
     );
     for (let i = 0; i < 20; i++) l.onTick();
     expect(sent.filter((x) => x.m.type === 'P1a')).toEqual([]);

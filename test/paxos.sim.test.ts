@@ -62,6 +62,8 @@ export function runPaxos(seed: number, o: RunOptions) {
       decided.set(s, value);
     },
   };
+  // Servers that lost their disk (the nemesis wipes them) and restart rebuilding.
+  const rebuilt = new Set<NodeId>();
   // A short log tail, small chunks and small P1b pages, so compaction, multi-chunk state transfers
   // and phase 1 answered in pages happen often.
   const config = (self: NodeId) => ({
@@ -72,6 +74,7 @@ export function runPaxos(seed: number, o: RunOptions) {
     logRetainSlots: 20,
     maxChunkBytes: 64,
     maxP1bBytes: 64,
+    rebuild: rebuilt.has(self),
     transferRetryTicks: 10,
   });
   for (const id of servers) {
@@ -92,7 +95,7 @@ export function runPaxos(seed: number, o: RunOptions) {
         }),
     ),
   );
-  nemesis(sim, rng, servers, o.faultMs);
+  nemesis(sim, rng, servers, o.faultMs, rebuilt);
   const clients = () => clientIds.map((id) => sim.role(id, KvClient));
   const finished = sim.runUntil(() => clients().every((c) => c.done()), o.faultMs + 120_000);
   // With the load gone, every replica must still catch up to everything decided.
@@ -121,6 +124,10 @@ function describeMessage(m: GroupMessage): string {
       return `Decision slot ${m.slot} (${m.batch.length} cmds)`;
     case 'Chosen':
       return `Chosen b${m.ballot.round}.${m.ballot.leader} slot ${m.slot}`;
+    case 'Fence':
+      return `Fence b${m.ballot.round}.${m.ballot.leader}`;
+    case 'FenceAck':
+      return `FenceAck b${m.ballot.round}.${m.ballot.leader} bound ${m.bound}`;
     case 'Propose':
       return `Propose ${m.commands.length} cmds`;
     case 'CatchupRequest':
@@ -136,19 +143,36 @@ function describeMessage(m: GroupMessage): string {
   }
 }
 
-function nemesis(sim: Simulation<GroupMessage, KvClientTimer>, rng: Prng, servers: readonly NodeId[], faultMs: number) {
+/**
+ * Random faults for `faultMs`, then everything heals. Never more than a
+ * minority is down or rebuilding at once: a crashed server sometimes loses
+ * its disk and restarts rebuilding, and counts as down until it votes again.
+ */
+function nemesis(
+  sim: Simulation<GroupMessage, KvClientTimer>,
+  rng: Prng,
+  servers: readonly NodeId[],
+  faultMs: number,
+  rebuilt: Set<NodeId>,
+) {
   const f = Math.floor((servers.length - 1) / 2);
   const down = new Set<NodeId>();
+  const rebuilding = () => servers.filter((s) => rebuilt.has(s) && (!sim.isUp(s) || sim.role(s, KvGroupServer).paxos.acceptor.rebuilding));
   const leader = () => servers.find((s) => sim.isUp(s) && sim.role(s, KvGroupServer).paxos.leader.isActive());
   const shuffled = () => [...servers].sort(() => rng.next() - 0.5);
   for (let t = rng.int(200, 1500); t < faultMs; t += rng.int(200, 1500)) {
     sim.schedule(t, 'nemesis', () => {
       const roll = rng.next();
-      if (roll < 0.3 && down.size < f) {
+      const out = new Set([...down, ...rebuilding()]);
+      if (roll < 0.3 && out.size < f) {
         const victim = rng.chance(0.5) ? (leader() ?? shuffled()[0]) : shuffled()[0];
-        if (victim === undefined || down.has(victim)) return;
+        if (victim === undefined || out.has(victim)) return;
         sim.crash(victim);
         down.add(victim);
+        if (rng.chance(0.25)) {
+          sim.wipe(victim);
+          rebuilt.add(victim);
+        }
         sim.schedule(rng.int(100, 3000), `restart ${victim}`, () => {
           if (down.delete(victim)) sim.restart(victim);
         });
@@ -199,6 +223,8 @@ describe('multi-Paxos in simulation', () => {
         'state receiver gives up on a silent peer',
         'lagging follower does not run for leader',
         'acceptor cuts a P1b at its byte bound',
+        'acceptor starts rebuilding',
+        'rebuilt acceptor votes again',
       ]) {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }

@@ -2,6 +2,7 @@
 // situation and asserts the coverage mark of the path it exists to reach.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { markCount, resetMarks } from '../src/core/marks.js';
+import type { NodeId } from '../src/core/ids.js';
 import { Scenario } from './support/scenario.js';
 
 describe('scenarios', () => {
@@ -82,5 +83,55 @@ describe('scenarios', () => {
     expect(sc.sim.runUntil(() => sc.caughtUp(lagging), 60_000), 'converged from the other peer').toBe(true);
     expect(markCount('state receiver gives up on a silent peer') + markCount('state receiver starts over after a reset')).toBeGreaterThan(0);
     expect(sc.stored(lagging, 'key299')).toBe('value299');
+  });
+
+  /**
+   * Issue 7, finding 1: kill follower C; A and B acknowledge more writes; kill
+   * A and B and lose B's disk; start B and C; start A 10 s later.
+   */
+  function diskLoss(rebuild: boolean) {
+    const sc = new Scenario(6);
+    const a = sc.electLeader();
+    const [b, c] = sc.servers.filter((s) => s !== a) as [NodeId, NodeId];
+    sc.load(10, 60_000, 'early');
+    sc.sim.crash(c);
+    sc.load(30, 60_000, 'late'); // acknowledged by A and B only
+    sc.sim.crash(a);
+    sc.sim.crash(b);
+    sc.loseDiskAndRestart(b, { rebuild });
+    sc.sim.restart(c);
+    const probe = sc.put('probe', 'p');
+    sc.sim.runFor(10_000);
+    const answeredWithoutA = sc.scriptClient.answers.has(probe);
+    sc.sim.restart(a);
+    sc.sim.runUntil(() => sc.scriptClient.answers.has(probe) && sc.servers.every((s) => sc.caughtUp(s)), 60_000);
+    sc.sim.runFor(1_000);
+    return { sc, a, b, c, answeredWithoutA, probe };
+  }
+
+  it('a node that lost its disk rebuilds as a non-voter: nothing acknowledged is lost, and it votes again', () => {
+    const { sc, b, answeredWithoutA, probe } = diskLoss(true);
+    expect(answeredWithoutA, 'a stale node and a rebuilding one are no majority').toBe(false);
+    expect(sc.scriptClient.answers.get(probe)).toBe('done');
+    for (const s of sc.servers) {
+      for (let i = 0; i < 30; i++) expect(sc.stored(s, `late${i}`), `${s} late${i}`).toBe(`value${i}`);
+      expect(sc.stored(s, 'probe')).toBe('p');
+    }
+    expect(sc.server(b).paxos.acceptor.rebuilding, 'the rebuilt node votes again').toBe(false);
+    expect(markCount('rebuilt acceptor votes again')).toBe(1);
+    // It votes for real: with the other follower down, the group still decides.
+    const leader = sc.electLeader();
+    const other = sc.servers.find((s) => s !== leader && s !== b);
+    if (other === undefined) throw new Error('no other follower');
+    sc.sim.crash(other);
+    sc.load(5, 30_000, 'after');
+    expect(sc.stored(b, 'after4')).toBe('value4');
+  });
+
+  it('the same sequence without a rebuild loses acknowledged writes (the hazard the rebuild exists for)', () => {
+    const { sc, b, c, answeredWithoutA } = diskLoss(false);
+    expect(answeredWithoutA, 'the amnesiac voted at once').toBe(true);
+    const lost = [b, c].some((s) => sc.stored(s, 'late0') === undefined);
+    expect(lost, 'acknowledged writes are missing').toBe(true);
   });
 });

@@ -30,7 +30,7 @@ export interface Env<M, T> {
   releaseSnapshot(id: number): void;
   /** Starts a scan; its result arrives later through `ProtocolNode.onScanned`. */
   scan(request: ScanRequest): void;
-  /** For leases and metrics only, never for safety. */
+  /** For leases, metrics, and the rebuild quiet period (rejoin.ts), which assume clocks run at nearly the same rate. */
   now(): Millis;
   /** Seeded; uniform in [0, 1). */
   random(): number;

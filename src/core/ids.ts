@@ -59,3 +59,7 @@ export function compareBallots(a: Ballot, b: Ballot): -1 | 0 | 1 {
   if (a.leader === b.leader) return 0;
   return a.leader < b.leader ? -1 : 1;
 }
+
+export function maxBallot(a: Ballot, b: Ballot): Ballot {
+  return compareBallots(a, b) >= 0 ? a : b;
+}

@@ -11,6 +11,11 @@
 // decided and applied by the co-located replica), and that bound is durable
 // no later than the deletes it justifies: reporting a lower one after a
 // restart would let a new leader fill decided slots with no-ops.
+//
+// An acceptor that lost its disk starts rebuilding (a durable marker): it
+// answers no P1a and no P2a, since it may have promised or accepted anything
+// before, until rejoin.ts has fenced those ballots off and its replica has
+// applied every slot it may have voted on.
 import { assert } from '../core/assert.js';
 import { BOTTOM_BALLOT, type Ballot, compareBallots, type Slot, slot } from '../core/ids.js';
 import { del, indexKey, put, type StorageWrite, type StoredState, space } from '../core/storage.js';
@@ -23,6 +28,9 @@ export const ACCEPTOR_SPACE = 'acceptor';
 export const ACCEPTED_SPACE = 'accepted';
 const PROMISED_KEY = 'promised';
 const COMPACTED_KEY = 'compacted';
+/** Present while the acceptor is rebuilding after a disk loss. */
+const REBUILDING_KEY = 'rebuilding';
+const MARKER = new Uint8Array([1]);
 /** slot -> ballot of the value accepted there: the in-memory index, kept in ACCEPTOR_SPACE. */
 const INDEX_PREFIX = 's/';
 
@@ -37,20 +45,55 @@ export class Acceptor {
   /** Slots holding an accepted value, with its ballot. */
   private readonly accepted = new Map<Slot, Ballot>();
   private compactedBelow = slot(0);
+  private rebuildingNow = false;
 
+  /** `rebuild`: this node lost its disk; honoured only on a store that holds no acceptor state yet. */
   constructor(
     private readonly ports: AcceptorPorts,
     stored: StoredState,
+    rebuild = false,
   ) {
-    for (const [key, bytes] of space(stored, ACCEPTOR_SPACE)) {
+    const kept = space(stored, ACCEPTOR_SPACE);
+    for (const [key, bytes] of kept) {
       if (key === PROMISED_KEY) this.promised = records.decodeBallot(bytes);
       else if (key === COMPACTED_KEY) this.compactedBelow = records.decodeCompactedBelow(bytes);
+      else if (key === REBUILDING_KEY) this.rebuildingNow = true;
       else {
         assert(key.startsWith(INDEX_PREFIX), `unexpected acceptor key ${JSON.stringify(key)}`);
         this.accepted.set(slot(parseInt(key.slice(INDEX_PREFIX.length), 16)), records.decodeBallot(bytes));
       }
     }
     for (const s of this.accepted.keys()) assert(s >= this.compactedBelow, 'acceptor kept a compacted slot');
+    if (rebuild && kept.size === 0) {
+      mark('acceptor starts rebuilding');
+      this.rebuildingNow = true;
+      this.ports.persist(put(ACCEPTOR_SPACE, REBUILDING_KEY, MARKER));
+    }
+  }
+
+  /** Lost its disk and may not vote yet. */
+  get rebuilding(): boolean {
+    return this.rebuildingNow;
+  }
+
+  /**
+   * A rebuilt peer's fence: promise `b` if it is the highest seen, and give a
+   * slot above every one this acceptor holds a value for or compacted.
+   */
+  onFence(b: Ballot): { ballot: Ballot; bound: Slot } {
+    assert(!this.rebuildingNow, 'a rebuilding acceptor answered a fence');
+    this.raise(b);
+    let bound = this.compactedBelow;
+    for (const s of this.accepted.keys()) if (s >= bound) bound = slot(s + 1);
+    return { ballot: this.promised, bound };
+  }
+
+  /** Votes again, promised to `fence` (rejoin.ts says when). */
+  finishRebuild(fence: Ballot): void {
+    assert(this.rebuildingNow, 'finished a rebuild that was not running');
+    this.rebuildingNow = false;
+    if (compareBallots(fence, this.promised) > 0) this.promised = fence;
+    this.ports.persist(put(ACCEPTOR_SPACE, PROMISED_KEY, records.encodeBallot(this.promised)), del(ACCEPTOR_SPACE, REBUILDING_KEY));
   }
 
   get ballot(): Ballot {
@@ -63,6 +106,7 @@ export class Acceptor {
    * (at least one value goes): `next` is where the scout asks again.
    */
   onP1a(b: Ballot, fromSlot: Slot, maxBytes: number): Omit<Extract<PaxosMessage, { type: 'P1b' }>, 'type'> {
+    assert(!this.rebuildingNow, 'a rebuilding acceptor answered a P1a');
     this.raise(b);
     const slots = [...this.accepted.keys()].filter((s) => s >= fromSlot).sort((x, y) => x - y);
     const accepted: PValue[] = [];
@@ -87,6 +131,7 @@ export class Acceptor {
    * proposer learns it by catching up, not from this vote).
    */
   onP2a(pv: PValue): Ballot | undefined {
+    assert(!this.rebuildingNow, 'a rebuilding acceptor answered a P2a');
     if (pv.slot < this.compactedBelow) {
       mark('acceptor ignores a compacted slot');
       return undefined;
@@ -147,6 +192,7 @@ export class Acceptor {
       assert(compareBallots(b, this.promised) <= 0, 'accepted a ballot above the promise');
       assert(s >= this.compactedBelow, 'kept a compacted slot');
     }
+    if (this.rebuildingNow) assert(this.accepted.size === 0, 'a rebuilding acceptor holds accepted values');
   }
 
   private value(s: Slot): PValue {

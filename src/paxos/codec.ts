@@ -55,6 +55,10 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
       return { body: { $case: 'decision', value: decisionToWire(m) } };
     case 'Chosen':
       return { body: { $case: 'chosen', value: { slot: m.slot, ballot: ballotToWire(m.ballot) } } };
+    case 'Fence':
+      return { body: { $case: 'fence', value: { ballot: ballotToWire(m.ballot) } } };
+    case 'FenceAck':
+      return { body: { $case: 'fenceAck', value: { ballot: ballotToWire(m.ballot), bound: m.bound } } };
     case 'Propose':
       return { body: { $case: 'propose', value: { commands: [...m.commands] } } };
     case 'Heartbeat':
@@ -111,6 +115,10 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
       return { type: 'Decision', ...decisionFromWire(b.value) };
     case 'chosen':
       return { type: 'Chosen', slot: slot(b.value.slot), ballot: ballotFromWire(b.value.ballot) };
+    case 'fence':
+      return { type: 'Fence', ballot: ballotFromWire(b.value.ballot) };
+    case 'fenceAck':
+      return { type: 'FenceAck', ballot: ballotFromWire(b.value.ballot), bound: slot(b.value.bound) };
     case 'propose':
       return { type: 'Propose', commands: b.value.commands };
     case 'heartbeat':

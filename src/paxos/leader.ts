@@ -31,6 +31,11 @@ export interface LeaderConfig {
   readonly maxPendingBytes: number;
   /** A follower waits between this and twice this many silent ticks before it runs for leader. */
   readonly electionTicks: number;
+  /**
+   * A scout older than this (by the clock, not ticks: a paused process must
+   * not adopt on stale promises) does not adopt. rejoin.ts relies on it.
+   */
+  readonly maxScoutAgeMs: number;
 }
 
 export interface LeaderPorts {
@@ -40,13 +45,14 @@ export interface LeaderPorts {
   firstUnapplied(): Slot;
   /** Highest ballot the local acceptor promised: a new ballot goes above it. */
   promised(): Ballot;
-  /** Whether this server may run for leader now (it is not far behind). */
+  /** Whether this server may run for leader now (it is not far behind, nor rebuilding). */
   mayRun(): boolean;
+  now(): number;
 }
 
 type Mode =
   | { readonly kind: 'follower' }
-  | { readonly kind: 'scouting'; readonly scout: Scout; readonly startedAtTick: number }
+  | { readonly kind: 'scouting'; readonly scout: Scout; readonly startedAtTick: number; readonly startedAtMs: number }
   | { readonly kind: 'active' };
 
 export class Leader {
@@ -85,6 +91,11 @@ export class Leader {
 
   currentBallot(): Ballot {
     return this.ballot;
+  }
+
+  /** The highest ballot it has run with or heard from a leader. */
+  highestBallot(): Ballot {
+    return compareBallots(this.leaderBallot, this.ballot) > 0 ? this.leaderBallot : this.ballot;
   }
 
   /** Commands from a client of this server or a peer replica: propose them, or pass them to the leader. */
@@ -151,6 +162,11 @@ export class Leader {
         this.stepDown(outcome.by);
         return;
       case 'adopted':
+        if (this.ports.now() - this.mode.startedAtMs > this.config.maxScoutAgeMs) {
+          mark('leader does not adopt on promises older than maxScoutAgeMs');
+          this.startScout();
+          return;
+        }
         this.adopt(this.mode.scout.fromSlot, outcome.pvalues, outcome.compactedBelow);
         return;
     }
@@ -208,7 +224,7 @@ export class Leader {
     const round = Math.max(this.ballot.round, this.leaderBallot.round, this.ports.promised().round) + 1;
     this.ballot = ballot(round, this.config.self);
     const scout = new Scout(this.ballot, this.ports.firstUnapplied(), this.majority);
-    this.mode = { kind: 'scouting', scout, startedAtTick: this.tick };
+    this.mode = { kind: 'scouting', scout, startedAtTick: this.tick, startedAtMs: this.ports.now() };
     this.commanders.clear();
     this.electionAtTick = this.randomElectionTick();
     this.sendP1a(scout);

@@ -46,6 +46,10 @@ export type PaxosMessage =
    * Any value an acceptor accepted for `slot` at `ballot` or above is the chosen one.
    */
   | { readonly type: 'Chosen'; readonly slot: Slot; readonly ballot: Ballot }
+  /** A rebuilt acceptor fences off every ballot it may have promised before it lost its disk (rejoin.ts). */
+  | { readonly type: 'Fence'; readonly ballot: Ballot }
+  /** The peer's promise after a Fence, and a slot above every one it holds a value for or compacted. */
+  | { readonly type: 'FenceAck'; readonly ballot: Ballot; readonly bound: Slot }
   | { readonly type: 'Propose'; readonly commands: Batch }
   | { readonly type: 'Heartbeat'; readonly ballot: Ballot; readonly decidedBelow: Slot }
   | { readonly type: 'CatchupRequest'; readonly fromSlot: Slot }

@@ -10,12 +10,13 @@
 // server sends itself is handled at once.
 import { assert, assertNever } from '../core/assert.js';
 import type { Env } from '../core/env.js';
-import { type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
+import { BOTTOM_BALLOT, type Ballot, maxBallot, type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
 import { mark } from '../core/marks.js';
 import type { ScanRequest, ScanResult, StoredState } from '../core/storage.js';
 import { ACCEPTED_SPACE, ACCEPTOR_SPACE, Acceptor } from './acceptor.js';
 import { Leader } from './leader.js';
 import type { Batch, PaxosMessage, PaxosTimer } from './messages.js';
+import { Rejoin } from './rejoin.js';
 import { LOG_SPACE, META_SPACE, Replica } from './replica.js';
 import { StateReceiver, type TransferSpace } from './state-receiver.js';
 import { StateSender } from './state-sender.js';
@@ -25,6 +26,10 @@ export interface PaxosServerConfig {
   readonly members: readonly NodeId[];
   readonly tickMs: Millis;
   readonly electionTicks: number;
+  /** See leader.ts; a rebuilt acceptor waits twice this before it fences (rejoin.ts). */
+  readonly maxScoutAgeMs: number;
+  /** This node lost its disk: its acceptor rebuilds (honoured on an empty store only). */
+  readonly rebuild?: boolean;
   readonly window: number;
   readonly maxBatch: number;
   readonly maxBatchBytes: number;
@@ -47,6 +52,7 @@ export interface PaxosServerConfig {
 export const DEFAULT_PAXOS_TUNING = {
   tickMs: 20 as Millis,
   electionTicks: 10,
+  maxScoutAgeMs: 5_000,
   window: 8,
   maxBatch: 256,
   maxBatchBytes: 512 * 1024,
@@ -90,6 +96,9 @@ export class PaxosServer {
   readonly replica: Replica;
   readonly sender: StateSender;
   readonly receiver: StateReceiver;
+  readonly rejoin: Rejoin;
+  /** The highest ballot heard in a heartbeat, or in a P1a/P2a/Fence it did not answer while rebuilding. */
+  private heard: Ballot = BOTTOM_BALLOT;
   private toSelf: PaxosMessage[] = [];
   /** An Apply timer is armed: held decisions wait for their next step. */
   private applyQueued = false;
@@ -106,7 +115,18 @@ export class PaxosServer {
     this.peers = config.members.filter((m) => m !== config.self);
     const persist = env.persist.bind(env);
     const read = env.read.bind(env);
-    this.acceptor = new Acceptor({ persist, persistUnsynced: env.persistUnsynced.bind(env), read }, stored);
+    this.acceptor = new Acceptor({ persist, persistUnsynced: env.persistUnsynced.bind(env), read }, stored, config.rebuild);
+    this.rejoin = new Rejoin(
+      { self: config.self, members: config.members, quietMs: 2 * config.maxScoutAgeMs },
+      {
+        send: (to, m) => this.send(to, m),
+        now: () => env.now(),
+        highestBallot: () => maxBallot(maxBallot(this.heard, this.leader.highestBallot()), this.acceptor.ballot),
+        firstUnapplied: () => this.replica.firstUnapplied(),
+        finish: (fence) => this.acceptor.finishRebuild(fence),
+      },
+      this.acceptor.rebuilding,
+    );
     this.replica = new Replica(config, {
       persist,
       persistUnsynced: env.persistUnsynced.bind(env),
@@ -129,7 +149,8 @@ export class PaxosServer {
       firstUnapplied: () => this.replica.firstUnapplied(),
       promised: () => this.acceptor.ballot,
       // A replica far behind would slow the election and drag a huge phase 1: it lets others lead.
-      mayRun: () => !this.receiver.active() && this.replica.lag() < config.window * 4,
+      mayRun: () => !this.acceptor.rebuilding && !this.receiver.active() && this.replica.lag() < config.window * 4,
+      now: () => env.now(),
     });
     this.sender = new StateSender(
       host.stateSpaces.map((s) => s.name),
@@ -175,6 +196,12 @@ export class PaxosServer {
   }
 
   onMessage(from: NodeId, m: PaxosMessage): void {
+    if (this.acceptor.rebuilding && (m.type === 'P1a' || m.type === 'P2a' || m.type === 'Fence')) {
+      // It may have promised or accepted anything before its disk was lost: it does not vote (rejoin.ts).
+      const b = m.type === 'P2a' ? m.pvalue.ballot : m.ballot;
+      this.heard = maxBallot(this.heard, b);
+      return;
+    }
     switch (m.type) {
       case 'P1a': {
         const r = this.acceptor.onP1a(m.ballot, m.fromSlot, this.config.maxP1bBytes);
@@ -216,10 +243,17 @@ export class PaxosServer {
         this.compactAcceptor();
         return;
       }
+      case 'Fence':
+        this.send(from, { type: 'FenceAck', ...this.acceptor.onFence(m.ballot) });
+        return;
+      case 'FenceAck':
+        this.rejoin.onAck(from, m.ballot, m.bound);
+        return;
       case 'Propose':
         this.leader.propose(m.commands, from);
         return;
       case 'Heartbeat':
+        this.heard = maxBallot(this.heard, m.ballot);
         this.leader.onHeartbeat(m.ballot);
         this.replica.noteDecidedBelow(m.decidedBelow);
         return;
@@ -248,6 +282,7 @@ export class PaxosServer {
     switch (timer.type) {
       case 'Tick':
         this.leader.onTick();
+        this.rejoin.onTick();
         this.sender.onTick();
         this.receiver.onTick(this.peers);
         if (this.replica.lagging() && !this.receiver.active()) this.askForCatchup();

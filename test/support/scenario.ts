@@ -57,6 +57,8 @@ export class Scenario {
   readonly sim: Simulation<GroupMessage, GroupTimer>;
   readonly servers: readonly NodeId[];
   readonly client = nodeId('client');
+  /** Nodes that lost their disk and restarted as `shardpax server --rebuild` does. */
+  private readonly rebuilt = new Set<NodeId>();
 
   constructor(seed: number, replicas = 3, tuning: Partial<PaxosServerConfig> = {}) {
     this.sim = new Simulation<GroupMessage, GroupTimer>({
@@ -74,6 +76,7 @@ export class Scenario {
       ...tuning,
       self,
       members: this.servers,
+      rebuild: this.rebuilt.has(self),
     });
     for (const id of this.servers) {
       this.sim.addNode(id, (env, stored) => new KvGroupServer(env, config(id), stored), GROUP_PRELOAD);
@@ -108,9 +111,16 @@ export class Scenario {
     return l;
   }
 
-  /** Submits `count` puts of `key<i>` and runs until all are answered. */
-  load(count: number, maxMs = 60_000): void {
-    const tickets = Array.from({ length: count }, (_, i) => this.put(`key${i}`, `value${i}`));
+  /** A crashed node loses its disk and starts again, rebuilding (or, to show the hazard, as if nothing happened). */
+  loseDiskAndRestart(id: NodeId, o: { rebuild: boolean }): void {
+    this.sim.wipe(id);
+    if (o.rebuild) this.rebuilt.add(id);
+    this.sim.restart(id);
+  }
+
+  /** Submits `count` puts of `<prefix><i>` = `value<i>` and runs until all are answered. */
+  load(count: number, maxMs = 60_000, prefix = 'key'): void {
+    const tickets = Array.from({ length: count }, (_, i) => this.put(`${prefix}${i}`, `value${i}`));
     const done = this.sim.runUntil(() => tickets.every((t) => this.scriptClient.answers.has(t)), maxMs);
     assert(done, `only ${tickets.filter((t) => this.scriptClient.answers.has(t)).length} of ${count} puts answered`);
   }

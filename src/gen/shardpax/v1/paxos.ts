@@ -69,6 +69,23 @@ export interface Chosen {
   ballot: Ballot | undefined;
 }
 
+/**
+ * A rebuilt acceptor (it lost its disk) -> every peer: promise `ballot`, and
+ * tell me below which slot everything you accepted lies.
+ */
+export interface Fence {
+  ballot: Ballot | undefined;
+}
+
+/**
+ * Acceptor -> rebuilt acceptor: its promise after the fence, and a slot above
+ * every one it holds a value for or compacted.
+ */
+export interface FenceAck {
+  ballot: Ballot | undefined;
+  bound: number;
+}
+
 /** Replica -> leader: commands for it to propose. */
 export interface Propose {
   commands: Uint8Array[];
@@ -143,6 +160,8 @@ export interface PaxosMessage {
     | { $case: "transferChunk"; value: TransferChunk }
     | { $case: "transferReset"; value: TransferReset }
     | { $case: "chosen"; value: Chosen }
+    | { $case: "fence"; value: Fence }
+    | { $case: "fenceAck"; value: FenceAck }
     | undefined;
 }
 
@@ -703,6 +722,109 @@ export const Chosen: MessageFns<Chosen> = {
   },
 };
 
+function createBaseFence(): Fence {
+  return { ballot: undefined };
+}
+
+export const Fence: MessageFns<Fence> = {
+  encode(message: Fence, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ballot !== undefined) {
+      Ballot.encode(message.ballot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Fence {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFence();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ballot = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseFenceAck(): FenceAck {
+  return { ballot: undefined, bound: 0 };
+}
+
+export const FenceAck: MessageFns<FenceAck> = {
+  encode(message: FenceAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ballot !== undefined) {
+      Ballot.encode(message.ballot, writer.uint32(10).fork()).join();
+    }
+    if (message.bound !== 0) {
+      writer.uint32(16).uint64(message.bound);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FenceAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFenceAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ballot = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.bound = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBasePropose(): Propose {
   return { commands: [] };
 }
@@ -1227,6 +1349,12 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
       case "chosen":
         Chosen.encode(message.body.value, writer.uint32(106).fork()).join();
         break;
+      case "fence":
+        Fence.encode(message.body.value, writer.uint32(114).fork()).join();
+        break;
+      case "fenceAck":
+        FenceAck.encode(message.body.value, writer.uint32(122).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1346,6 +1474,22 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
             }
 
             message.body = { $case: "chosen", value: Chosen.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.body = { $case: "fence", value: Fence.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.body = { $case: "fenceAck", value: FenceAck.decode(reader, reader.uint32()) };
             continue;
           }
         }
