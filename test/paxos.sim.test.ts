@@ -47,7 +47,8 @@ export function runPaxos(seed: number, o: RunOptions) {
   });
   const servers = Array.from({ length: o.replicas }, (_, i) => nodeId(`s${i}`));
   const decided = new Map<number, string>();
-  // No replica ever serves a state older than one it served before, across crashes and transfers.
+  // No replica ever serves a state older than one it served before, across crashes and transfers
+  // (a server that lost its disk starts over: its new answers are checked from then on).
   const lastAnswered = new Map<NodeId, number>();
   const observer = {
     answered(server: NodeId, s: Slot) {
@@ -95,7 +96,10 @@ export function runPaxos(seed: number, o: RunOptions) {
         }),
     ),
   );
-  nemesis(sim, rng, servers, o.faultMs, rebuilt);
+  nemesis(sim, rng, servers, o.faultMs, (victim) => {
+    rebuilt.add(victim);
+    lastAnswered.delete(victim);
+  }, rebuilt);
   const clients = () => clientIds.map((id) => sim.role(id, KvClient));
   const finished = sim.runUntil(() => clients().every((c) => c.done()), o.faultMs + 120_000);
   // With the load gone, every replica must still catch up to everything decided.
@@ -124,6 +128,8 @@ function describeMessage(m: GroupMessage): string {
       return `Decision slot ${m.slot} (${m.batch.length} cmds)`;
     case 'Chosen':
       return `Chosen b${m.ballot.round}.${m.ballot.leader} slot ${m.slot}`;
+    case 'HeartbeatAck':
+      return `HeartbeatAck b${m.ballot.round}.${m.ballot.leader}`;
     case 'Fence':
       return `Fence b${m.ballot.round}.${m.ballot.leader}`;
     case 'FenceAck':
@@ -153,7 +159,8 @@ function nemesis(
   rng: Prng,
   servers: readonly NodeId[],
   faultMs: number,
-  rebuilt: Set<NodeId>,
+  diskLost: (victim: NodeId) => void,
+  rebuilt: ReadonlySet<NodeId>,
 ) {
   const f = Math.floor((servers.length - 1) / 2);
   const down = new Set<NodeId>();
@@ -171,7 +178,7 @@ function nemesis(
         down.add(victim);
         if (rng.chance(0.25)) {
           sim.wipe(victim);
-          rebuilt.add(victim);
+          diskLost(victim);
         }
         sim.schedule(rng.int(100, 3000), `restart ${victim}`, () => {
           if (down.delete(victim)) sim.restart(victim);

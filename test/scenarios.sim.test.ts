@@ -36,6 +36,28 @@ describe('scenarios', () => {
     expect(markCount('active leader preempted')).toBeGreaterThan(0);
   });
 
+  it('an isolated leader stops claiming to lead within the election timeout, and resigns', () => {
+    const sc = new Scenario(7);
+    sc.electLeader();
+    sc.sim.runFor(500); // a rival elected in the same tick has been deposed by now
+    const old = sc.electLeader();
+    expect(sc.server(old).paxos.leader.leads(), 'a leader with a majority knows it leads').toBe(true);
+    sc.sim.partition([old], sc.servers.filter((s) => s !== old));
+    // electionTicks (10) ticks of 20 ms without an answer: it no longer claims to lead.
+    sc.sim.runFor(260);
+    expect(sc.server(old).paxos.leader.leads(), 'cut off, it does not claim to lead').toBe(false);
+    expect(sc.sim.runUntil(() => !sc.server(old).paxos.leader.isActive(), 1_000), 'it resigned').toBe(true);
+    expect(markCount('leader resigns: no majority heard')).toBe(1);
+    // Never two leaders that claim to lead at once.
+    const claiming = () => sc.servers.filter((s) => sc.server(s).paxos.leader.leads());
+    for (let i = 0; i < 50; i++) {
+      sc.sim.runFor(20);
+      expect(claiming().length).toBeLessThanOrEqual(1);
+    }
+    sc.sim.heal();
+    expect(sc.sim.runUntil(() => claiming().length === 1, 5_000)).toBe(true);
+  });
+
   it('a replica far behind its peers catches up by streaming the state', () => {
     const sc = new Scenario(3);
     sc.electLeader();

@@ -23,6 +23,11 @@ export interface Env<M, T> {
    * For state that can be recovered from elsewhere.
    */
   persistUnsynced(...writes: StorageWrite[]): void;
+  /**
+   * This step's messages vouch for everything written so far (a client's
+   * answer): they leave only once all of it is synced, unsynced writes too.
+   */
+  syncBeforeSending(): void;
   /** The value under `key`: this role's own writes first, then the disk. */
   read(space: string, key: string): Uint8Array | undefined;
   /** Opens a read snapshot of everything persisted so far (for scan); returns its id. */
@@ -103,11 +108,15 @@ export class ReadyCollector<M, T> implements Env<M, T> {
 
   persist(...writes: StorageWrite[]): void {
     this.record(writes);
-    if (writes.length > 0) this.batch.mustSync = true;
+    if (writes.length > 0) this.syncBeforeSending();
   }
 
   persistUnsynced(...writes: StorageWrite[]): void {
     this.record(writes);
+  }
+
+  syncBeforeSending(): void {
+    this.batch.mustSync = true;
   }
 
   read(space: string, key: string): Uint8Array | undefined {

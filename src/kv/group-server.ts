@@ -163,6 +163,8 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   }
 
   private reply(to: NodeId, result: AmoResult): void {
+    // An answer vouches for the state it came from: on disk first, so no restart serves an older one.
+    this.env.syncBeforeSending();
     this.env.send(to, { type: 'ClientResult', result });
   }
 

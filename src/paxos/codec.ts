@@ -55,6 +55,8 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
       return { body: { $case: 'decision', value: decisionToWire(m) } };
     case 'Chosen':
       return { body: { $case: 'chosen', value: { slot: m.slot, ballot: ballotToWire(m.ballot) } } };
+    case 'HeartbeatAck':
+      return { body: { $case: 'heartbeatAck', value: { ballot: ballotToWire(m.ballot) } } };
     case 'Fence':
       return { body: { $case: 'fence', value: { ballot: ballotToWire(m.ballot) } } };
     case 'FenceAck':
@@ -115,6 +117,8 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
       return { type: 'Decision', ...decisionFromWire(b.value) };
     case 'chosen':
       return { type: 'Chosen', slot: slot(b.value.slot), ballot: ballotFromWire(b.value.ballot) };
+    case 'heartbeatAck':
+      return { type: 'HeartbeatAck', ballot: ballotFromWire(b.value.ballot) };
     case 'fence':
       return { type: 'Fence', ballot: ballotFromWire(b.value.ballot) };
     case 'fenceAck':

@@ -67,6 +67,10 @@ export class Leader {
   private tick = 0;
   private electionAtTick: number;
   private readonly majority: number;
+  /** Tick at which each peer last showed it follows this ballot (a HeartbeatAck or a P2b). */
+  private readonly heardAt = new Map<NodeId, number>();
+  /** Tick at which a majority was last known to follow: an active leader that goes without resigns. */
+  private confirmedAtTick = 0;
 
   constructor(
     private readonly config: LeaderConfig,
@@ -83,10 +87,20 @@ export class Leader {
     return this.mode.kind === 'active';
   }
 
+  /**
+   * Active, and a majority followed it within the election timeout: no other
+   * leader can have been elected meanwhile without a member of that majority
+   * having stopped answering. What status shows as leader.
+   */
+  leads(): boolean {
+    return this.mode.kind === 'active' && this.majorityHeard();
+  }
+
   /** The member believed to lead, if any. */
   knownLeader(): NodeId | undefined {
     if (this.mode.kind === 'active') return this.config.self;
-    return this.leaderBallot.round > 0 ? this.leaderBallot.leader : undefined;
+    // Not itself: it resigned, or a restart forgot it led.
+    return this.leaderBallot.round > 0 && this.leaderBallot.leader !== this.config.self ? this.leaderBallot.leader : undefined;
   }
 
   currentBallot(): Ballot {
@@ -123,6 +137,13 @@ export class Leader {
     this.tick += 1;
     switch (this.mode.kind) {
       case 'active':
+        if (this.majorityHeard()) this.confirmedAtTick = this.tick;
+        else if (this.tick - this.confirmedAtTick > 2 * this.config.electionTicks) {
+          // Cut off from a majority: whoever they elect serves; our clients should go there.
+          mark('leader resigns: no majority heard');
+          this.resign();
+          return;
+        }
         this.heartbeat();
         this.retransmitP2a();
         return;
@@ -148,9 +169,19 @@ export class Leader {
     if (compareBallots(b, this.ballot) > 0) this.stepDown(b);
   }
 
+  /** A follower's answer to a heartbeat: the ballot its acceptor promised. */
+  onHeartbeatAck(from: NodeId, promised: Ballot): void {
+    if (this.mode.kind !== 'active') return;
+    // Promised higher: deposed. Lower or equal: it would accept our P2a, so it follows us.
+    if (compareBallots(promised, this.ballot) > 0) this.stepDown(promised);
+    else this.heardAt.set(from, this.tick);
+  }
+
   onP1b(from: NodeId, m: Extract<PaxosMessage, { type: 'P1b' }>): void {
     if (this.mode.kind !== 'scouting') return;
     const scout = this.mode.scout;
+    // An acceptor answering page after page is progress: do not start over with a new ballot meanwhile.
+    if (compareBallots(m.ballot, scout.ballot) === 0) this.electionAtTick = Math.max(this.electionAtTick, this.tick + this.config.electionTicks);
     const outcome = scout.onP1b(from, m);
     switch (outcome.kind) {
       case 'waiting':
@@ -176,6 +207,7 @@ export class Leader {
   /** The decided pvalue, with the acceptors known to hold it, once `s` is decided. */
   onP2b(from: NodeId, b: Ballot, s: Slot): { pvalue: PValue; acceptedBy: readonly NodeId[] } | undefined {
     const c = this.commanders.get(s);
+    if (this.mode.kind === 'active' && compareBallots(b, this.ballot) === 0) this.heardAt.set(from, this.tick);
     if (c === undefined || this.mode.kind !== 'active') return undefined;
     const outcome = c.onP2b(from, b);
     switch (outcome.kind) {
@@ -239,6 +271,8 @@ export class Leader {
   /** Phase 1 won: re-propose what a quorum accepted (no-ops in the gaps), then serve. */
   private adopt(fromSlot: Slot, pvalues: ReadonlyMap<Slot, PValue>, compactedBelow: Slot): void {
     mark('leader adopted');
+    if (this.mode.kind === 'scouting') for (const m of this.mode.scout.promisers()) this.heardAt.set(m, this.tick);
+    this.confirmedAtTick = this.tick;
     this.mode = { kind: 'active' };
     this.leaderBallot = this.ballot;
     const start = Math.max(fromSlot, compactedBelow);
@@ -288,6 +322,21 @@ export class Leader {
         this.ports.send(m, { type: 'Heartbeat', ballot: this.ballot, decidedBelow: this.ports.firstUnapplied() });
       }
     }
+  }
+
+  private majorityHeard(): boolean {
+    let heard = 1; // itself
+    for (const [m, at] of this.heardAt) if (m !== this.config.self && this.tick - at <= this.config.electionTicks) heard++;
+    return heard >= this.majority;
+  }
+
+  /** Stops leading without a known successor; clients retry elsewhere. */
+  private resign(): void {
+    this.mode = { kind: 'follower' };
+    this.commanders.clear();
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.electionAtTick = this.randomElectionTick();
   }
 
   /** Preempted by `by`: follow its leader; hand it what we had not proposed yet. */

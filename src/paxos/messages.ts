@@ -52,6 +52,8 @@ export type PaxosMessage =
   | { readonly type: 'FenceAck'; readonly ballot: Ballot; readonly bound: Slot }
   | { readonly type: 'Propose'; readonly commands: Batch }
   | { readonly type: 'Heartbeat'; readonly ballot: Ballot; readonly decidedBelow: Slot }
+  /** Follower -> leader: the ballot its acceptor promised (a leader knows it leads while a majority answers). */
+  | { readonly type: 'HeartbeatAck'; readonly ballot: Ballot }
   | { readonly type: 'CatchupRequest'; readonly fromSlot: Slot }
   /** Consecutive decisions from the asked slot; `logStart` above it: the asker must transfer the state. */
   | { readonly type: 'CatchupReply'; readonly decisions: readonly DecidedSlot[]; readonly logStart: Slot }

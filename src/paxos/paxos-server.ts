@@ -172,6 +172,7 @@ export class PaxosServer {
         random: () => env.random(),
         begin: (id) => this.replica.beginTransfer(id),
         covers: (at) => this.replica.transferCovers(at),
+        appliedBefore: () => this.replica.firstUnapplied(),
         finish: (at, small) => {
           // The host reloads what it keeps in memory first: finishing applies the slots held past `at`.
           host.restored(small);
@@ -256,6 +257,11 @@ export class PaxosServer {
         this.heard = maxBallot(this.heard, m.ballot);
         this.leader.onHeartbeat(m.ballot);
         this.replica.noteDecidedBelow(m.decidedBelow);
+        // A rebuilding acceptor's promise means nothing yet: it does not count towards a leader's majority.
+        if (!this.acceptor.rebuilding) this.send(from, { type: 'HeartbeatAck', ballot: this.acceptor.ballot });
+        return;
+      case 'HeartbeatAck':
+        this.leader.onHeartbeatAck(from, m.ballot);
         return;
       case 'CatchupRequest':
         this.sender.touch(from);
@@ -268,7 +274,7 @@ export class PaxosServer {
         this.sender.onRequest(from, m);
         return;
       case 'TransferChunk':
-        this.receiver.onChunk(from, m);
+        this.receiver.onChunk(from, m, this.peers);
         return;
       case 'TransferReset':
         this.receiver.onReset(from, m, this.peers);

@@ -34,6 +34,11 @@ export class Scout {
     private readonly majority: number,
   ) {}
 
+  /** Acceptors that promised, every page of their answer in. */
+  promisers(): ReadonlySet<NodeId> {
+    return this.promised;
+  }
+
   /** Acceptors yet to promise, with the slot P1a asks them from (again). */
   missing(acceptors: readonly NodeId[]): Array<readonly [NodeId, Slot]> {
     return acceptors.filter((a) => !this.promised.has(a)).map((a) => [a, this.received.get(a) ?? this.fromSlot] as const);

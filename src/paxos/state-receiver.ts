@@ -36,6 +36,8 @@ export interface StateReceiverPorts {
   begin(id: number): void;
   /** The state being received covers every slot below `at` (known from the first chunk). */
   covers(at: Slot): void;
+  /** Slots below this were applied here before the transfer: a state older than that would go back in time. */
+  appliedBefore(): Slot;
   /** Every space is stored: the state as of `at` is whole. `small` holds the small spaces' entries. */
   finish(at: Slot, small: ReadonlyMap<string, ReadonlyArray<readonly [string, Uint8Array]>>): void;
 }
@@ -107,7 +109,7 @@ export class StateReceiver {
     this.request();
   }
 
-  onChunk(from: NodeId, m: Extract<PaxosMessage, { type: 'TransferChunk' }>): void {
+  onChunk(from: NodeId, m: Extract<PaxosMessage, { type: 'TransferChunk' }>, peers: readonly NodeId[]): void {
     const c = this.current;
     const expected = c === undefined ? undefined : this.spaces[c.space];
     if (c === undefined || expected === undefined || m.id !== c.id || from !== c.peer) return;
@@ -116,6 +118,12 @@ export class StateReceiver {
       return;
     }
     if (c.slot === undefined) {
+      if (m.slot < this.ports.appliedBefore()) {
+        // A sender that lost its disk and is rebuilding holds an empty state at slot 0, say.
+        mark('state receiver refuses a state older than its own');
+        this.start(this.other(peers, from));
+        return;
+      }
       c.slot = m.slot;
       this.ports.covers(m.slot);
     }

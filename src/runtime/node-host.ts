@@ -114,7 +114,7 @@ export class NodeHost<M, T> {
       while (!this.closed && !this.collector.isEmpty()) {
         const batch = this.collector.take();
         const storage = this.options.storage;
-        if (batch.writes.length > 0) {
+        if (batch.writes.length > 0 || batch.mustSync) {
           assert(storage !== undefined, 'a role without storage persisted');
           this.flushingBytes = batch.writeBytes;
           await storage.write(batch.writes, { sync: batch.mustSync });

@@ -70,7 +70,7 @@ export async function startServerNode(
       group: group.id,
       address: node.address,
       pid: process.pid,
-      leader: l.isActive(),
+      leader: l.leads(),
       knownLeader: leader ?? '',
       ballotRound: l.currentBallot().round,
       decidedBelow: replica.knownDecidedBelow(),

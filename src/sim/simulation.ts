@@ -262,7 +262,7 @@ export class Simulation<M, T> {
     assert(n.role !== undefined);
     n.role.checkInvariants?.();
     const batch = n.collector.take();
-    if (batch.writes.length > 0) n.storage.writeSync(batch.writes, { sync: batch.mustSync });
+    if (batch.writes.length > 0 || batch.mustSync) n.storage.writeSync(batch.writes, { sync: batch.mustSync });
     n.collector.settled(batch.gen);
     for (const request of batch.scans) {
       this.queue.push(this.clock + 1, { kind: 'scanned', node: n.id, incarnation: n.incarnation, request });

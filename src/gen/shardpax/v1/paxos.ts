@@ -86,6 +86,14 @@ export interface FenceAck {
   bound: number;
 }
 
+/**
+ * Follower -> leader, answering a heartbeat: the ballot its acceptor promised.
+ * Tells the leader it still leads a majority (or that it was deposed).
+ */
+export interface HeartbeatAck {
+  ballot: Ballot | undefined;
+}
+
 /** Replica -> leader: commands for it to propose. */
 export interface Propose {
   commands: Uint8Array[];
@@ -162,6 +170,7 @@ export interface PaxosMessage {
     | { $case: "chosen"; value: Chosen }
     | { $case: "fence"; value: Fence }
     | { $case: "fenceAck"; value: FenceAck }
+    | { $case: "heartbeatAck"; value: HeartbeatAck }
     | undefined;
 }
 
@@ -825,6 +834,52 @@ export const FenceAck: MessageFns<FenceAck> = {
   },
 };
 
+function createBaseHeartbeatAck(): HeartbeatAck {
+  return { ballot: undefined };
+}
+
+export const HeartbeatAck: MessageFns<HeartbeatAck> = {
+  encode(message: HeartbeatAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ballot !== undefined) {
+      Ballot.encode(message.ballot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HeartbeatAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeartbeatAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ballot = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBasePropose(): Propose {
   return { commands: [] };
 }
@@ -1355,6 +1410,9 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
       case "fenceAck":
         FenceAck.encode(message.body.value, writer.uint32(122).fork()).join();
         break;
+      case "heartbeatAck":
+        HeartbeatAck.encode(message.body.value, writer.uint32(130).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1490,6 +1548,14 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
             }
 
             message.body = { $case: "fenceAck", value: FenceAck.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.body = { $case: "heartbeatAck", value: HeartbeatAck.decode(reader, reader.uint32()) };
             continue;
           }
         }
