@@ -351,7 +351,7 @@ describe('operation timeouts', () => {
           expect(err.code).toBe('TIMEOUT');
           expect(err.mayHaveTakenEffect).toBe(writes);
           // The message says it too, for whoever reads only the message (a log, the CLI).
-          expect(err.message).toContain(`${kind} "k"`);
+          expect(err.message).toContain(`${kind} "k" timed out`);
           expect(err.message).toContain('300 ms');
           if (writes) expect(err.message).toContain('may still take effect');
           else expect(err.message).not.toContain('may');

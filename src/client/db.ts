@@ -123,7 +123,7 @@ export class Db {
         const w = this.waiters.get(ticket);
         const writes = command.kind !== 'get';
         if (w !== undefined) {
-          const what = `${command.kind} ${JSON.stringify(command.key)}: no answer within ${this.timeoutMs} ms (are most of the cluster's servers up?)`;
+          const what = `${command.kind} ${JSON.stringify(command.key)} timed out: no answer within ${this.timeoutMs} ms (are most of the cluster's servers up?)`;
           // The session keeps the write and may still deliver it: say so, so nobody reads "timed out" as "failed".
           this.fail(ticket, w, new OperationTimeoutError(writes ? `${what}; the write may still take effect` : what, writes));
         }
