@@ -286,6 +286,8 @@ describe('against a 1-node cluster', () => {
     expect(node?.status().decidedBelow).toBe(before); // nothing was proposed
     expect(await live().get('123')).toBeUndefined(); // put(123, …) did not store the key "123"
     expect(await live().get('k')).toBeUndefined();
+    await live().put('k', 'ok\u{1F600}'); // a surrogate pair is one code point: fine
+    expect(text(await live().get('k'))).toBe('ok\u{1F600}');
   });
 
   it('a Node Buffer is a Uint8Array, so it is a value', async () => {

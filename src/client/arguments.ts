@@ -4,11 +4,11 @@
 // the encoder with "invalid uint32", and a typo in an option was ignored.
 // Each check either returns the argument as its declared type, unchanged, or
 // throws an InvalidArgumentError naming it; nothing is coerced.
-import { utf8Length } from '../kv/limits.js';
 import { addressProblem } from '../runtime/address.js';
 import type { ConnectOptions } from './db.js';
 import { InvalidArgumentError } from './errors.js';
 
+const LONE_SURROGATE = /\p{Surrogate}/u;
 /** setTimeout fires at once for a delay past this, so a longer timeout would expire immediately. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -22,7 +22,8 @@ export function checkValue(call: string, value: unknown): Uint8Array {
   if (value instanceof Uint8Array) return value;
   if (typeof value !== 'string') throw new InvalidArgumentError(call, 'value', 'a string or a Uint8Array', describeValue(value));
   // TextEncoder would write a lone surrogate as U+FFFD: the stored bytes would not be the string given.
-  if (utf8Length(value) === undefined) {
+  // (With the u flag a surrogate pair is one code point, so only a lone surrogate matches.)
+  if (LONE_SURROGATE.test(value)) {
     throw new InvalidArgumentError(call, 'value', 'a string or a Uint8Array', 'a string with a lone surrogate, which has no UTF-8 encoding');
   }
   return new TextEncoder().encode(value);
