@@ -87,6 +87,24 @@ async function expectRefused(cases: readonly Misuse[]): Promise<void> {
   }
 }
 
+/**
+ * The node's decided-slot count once the log has been quiet for 1.5 s. An
+ * earlier call that was slow to answer (a loaded machine) has been sent
+ * again after the session's 500 ms retry, and each copy takes a slot: wait
+ * for those before counting slots to show that a refused call proposed nothing.
+ */
+async function quietLog(node: ServerNode | undefined): Promise<number | undefined> {
+  const deadline = Date.now() + 15_000;
+  let last = node?.status().decidedBelow;
+  let since = Date.now();
+  while (Date.now() - since < 1_500 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = node?.status().decidedBelow;
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+  return last;
+}
+
 /** A 1-node cluster served from this process, its leader elected. */
 async function startSingleNode(): Promise<{ node: ServerNode; file: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'shardpax-sdk-'));
@@ -237,7 +255,7 @@ describe('against a 1-node cluster', () => {
 
   it('oversized keys and values reject with KvInputError before reaching the server', async () => {
     const d = live();
-    const before = node?.status().decidedBelow;
+    const before = await quietLog(node);
     const cases: Array<{ call: () => Promise<unknown>; code: string }> = [
       { call: () => d.put('k'.repeat(2000), 'v'), code: 'KEY_TOO_LARGE' },
       { call: () => d.get('k'.repeat(2000)), code: 'KEY_TOO_LARGE' },
@@ -262,7 +280,7 @@ describe('against a 1-node cluster', () => {
 
   it('arguments of the wrong type from plain JavaScript reject with InvalidArgumentError before the wire, never coerced', async () => {
     const d = live() as unknown as UntypedDb;
-    const before = node?.status().decidedBelow;
+    const before = await quietLog(node);
     await expectRefused([
       { call: () => d.put(undefined, 'v'), argument: 'key', says: ['put:', 'a string', 'got undefined'] },
       { call: () => d.put('k', 123), argument: 'value', says: ['put:', 'a string or a Uint8Array', 'got number 123'] },
