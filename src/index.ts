@@ -3,6 +3,7 @@ export { connect, Db, type ConnectOptions } from './client/db.js';
 export {
   ClientClosedError,
   ClusterUnreachableError,
+  InvalidArgumentError,
   KvInputError,
   OperationTimeoutError,
   SessionExpiredError,

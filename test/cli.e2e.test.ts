@@ -1,13 +1,17 @@
 // The command line end to end, as a user runs it: `shardpax dev` starts a
 // local 3-node cluster and prints `ready`; put/get/status work against its
 // cluster file; SIGTERM stops it and its servers; started again on the same
-// folder it still has the data.
+// folder it still has the data. Then misuse (issue 7, finding 5): bytes that
+// are not UTF-8 in arguments, values too large for an argument, a write
+// without a quorum, and a cluster that is missing, unreachable or broken.
+import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LocalCluster } from '../src/cli/local-cluster.js';
 
 const BIN = new URL('../bin/shardpax.mjs', import.meta.url).pathname;
 const REPLICAS = 3;
@@ -64,29 +68,59 @@ class Dev {
 interface Run {
   readonly code: number | null;
   readonly stdout: string;
+  /** stdout as bytes, for values that are not text. */
+  readonly stdoutBytes: Buffer;
   readonly stderr: string;
 }
 
+interface CliOptions {
+  readonly timeoutMs?: number;
+  /** Written to the command's stdin (closed at once when left out). */
+  readonly input?: Uint8Array;
+  /**
+   * Pass the arguments through a shell's `printf %b`, so escapes such as
+   * \0377 reach the command as raw bytes: Node's spawn passes only UTF-8.
+   */
+  readonly rawBytes?: boolean;
+}
+
 /** Runs one `shardpax` command to completion. */
-function cli(args: readonly string[], timeoutMs = 20_000): Promise<Run> {
+function cli(args: readonly string[], o: CliOptions = {}): Promise<Run> {
+  const timeoutMs = o.timeoutMs ?? 20_000;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdio = 'pipe';
+    const child =
+      o.rawBytes === true
+        ? spawn('/bin/sh', ['-c', `exec "$0" "$1" ${args.map((_, i) => `"$(printf '%b' "\${${i + 2}}")"`).join(' ')}`, process.execPath, BIN, ...args], { stdio })
+        : spawn(process.execPath, [BIN, ...args], { stdio });
     spawned.push(child);
-    let stdout = '';
+    const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stdin.end(o.input);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`shardpax ${args.join(' ')} took over ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      reject(new Error(`shardpax ${args.join(' ')} took over ${timeoutMs} ms\nstdout: ${Buffer.concat(out).toString()}\nstderr: ${stderr}`));
     }, timeoutMs);
     child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, stdout, stderr });
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code, stdout: stdoutBytes.toString('utf8'), stdoutBytes, stderr });
     });
   });
 }
+
+/** Runs `tasks`, at most `width` at a time (each CLI run costs a CPU-second of startup on this 2-core machine). */
+async function inTurn<T>(tasks: ReadonlyArray<() => Promise<T>>, width: number): Promise<T[]> {
+  const results: T[] = [];
+  for (let i = 0; i < tasks.length; i += width) results.push(...(await Promise.all(tasks.slice(i, i + width).map((t) => t()))));
+  return results;
+}
+
+/** The run, for a failed expectation's message. */
+const show = (r: Run): string => JSON.stringify({ code: r.code, stdout: r.stdout.slice(0, 500), stderr: r.stderr });
 
 interface StatusRow {
   node: string;
@@ -221,5 +255,186 @@ describe('shardpax CLI against `shardpax dev`', () => {
 
     again.child.kill('SIGTERM');
     expect(await again.exit(10_000), again.describe()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describe('misuse of the CLI against a running cluster', () => {
+  let cluster: LocalCluster | undefined;
+  const live = (): LocalCluster => {
+    if (cluster === undefined) throw new Error('no cluster');
+    return cluster;
+  };
+  const c = (): string[] => ['--cluster', live().file];
+
+  beforeAll(async () => {
+    cluster = (await LocalCluster.create({ replicas: 3 })).cluster;
+    cluster.startAll();
+    await cluster.awaitLeader(30_000);
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('bytes that are not UTF-8 in an argument are refused (they would merge keys); --hex and --base64 carry exact bytes', { timeout: 60_000 }, async () => {
+    // Node turns \xff and \xfe alike into U+FFFD: before the fix both puts hit the key "bad\uFFFD".
+    const [ff, fe] = await Promise.all([
+      cli(['put', 'bad\\0377', 'one', ...c()], { rawBytes: true }),
+      cli(['put', 'bad\\0376', 'two', ...c()], { rawBytes: true }),
+    ]);
+    for (const r of [ff, fe]) {
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr).toContain('U+FFFD');
+      expect(r.stderr).toContain('--hex or --base64');
+    }
+    const value = await cli(['put', 'ok', 'v\\0377', ...c()], { rawBytes: true });
+    expect(value.code, show(value)).toBe(1);
+    expect(value.stderr).toContain('--value-file');
+    const merged = await cli(['get', '--hex', '626164efbfbd', ...c()]); // "bad\uFFFD"
+    expect(merged.code, show(merged)).toBe(2);
+
+    // Keys are UTF-8 text on the wire: a hex key that is not UTF-8 is refused, not mangled.
+    const notText = await cli(['put', '--hex', '626164ff', '01', ...c()]);
+    expect(notText.code, show(notText)).toBe(1);
+    expect(notText.stderr).toContain('not valid UTF-8');
+
+    // Two keys that differ in one byte, and values with every awkward byte, round-trip exactly.
+    const puts = await Promise.all([
+      cli(['put', '--hex', '626164c3bf', '00ff0a0d', ...c()]), // "badÿ"
+      cli(['put', '--hex', '626164c3be', 'efbbbf00', ...c()]), // "badþ"; the value starts with a BOM
+      cli(['put', '--base64', 'YjY0', 'AP8K', ...c()]), // key "b64"
+    ]);
+    for (const r of puts) expect(r.code, show(r)).toBe(0);
+    const [hex, sameAsText, other, b64, asText] = await Promise.all([
+      cli(['get', '--hex', '626164c3bf', ...c()]),
+      cli(['get', 'badÿ', ...c()]), // the same key, given as text
+      cli(['get', '--base64', 'YmFkw74=', ...c()]),
+      cli(['get', '--base64', 'YjY0', ...c()]),
+      cli(['get', 'b64', ...c()]),
+    ]);
+    expect(hex.stdout).toBe('00ff0a0d\n');
+    expect([...sameAsText.stdoutBytes]).toEqual([0x00, 0xff, 0x0a, 0x0d]);
+    expect(other.stdout).toBe('77u/AA==\n');
+    expect(b64.stdout).toBe('AP8K\n');
+    expect([...asText.stdoutBytes]).toEqual([0x00, 0xff, 0x0a]); // no newline added when stdout is not a terminal
+
+    const badHex = await cli(['put', '--hex', 'k', 'zz', ...c()]);
+    expect(badHex.code, show(badHex)).toBe(1);
+    expect(badHex.stderr).toContain('not hex');
+    const both = await cli(['get', '--hex', '--base64', '6b', ...c()]);
+    expect(both.code, show(both)).not.toBe(0);
+  });
+
+  it('a value up to the 1 MiB limit goes in from a file or stdin and comes out as the same bytes', { timeout: 60_000 }, async () => {
+    const limit = 1 << 20;
+    const bytes = randomBytes(limit);
+    const file = join(live().dir, 'value.bin');
+    writeFileSync(file, bytes);
+    const [fromFile, fromStdin] = await Promise.all([
+      cli(['put', 'from-file', '--value-file', file, ...c()]),
+      cli(['put', 'from-stdin', '--stdin', ...c()], { input: bytes.subarray(0, limit - 7) }),
+    ]);
+    expect(fromFile.code, show(fromFile)).toBe(0);
+    expect(fromStdin.code, show(fromStdin)).toBe(0);
+    const [a, b, b64] = await Promise.all([
+      cli(['get', 'from-file', ...c()]),
+      cli(['get', 'from-stdin', ...c()]),
+      cli(['get', '--base64', Buffer.from('from-file').toString('base64'), ...c()]),
+    ]);
+    expect(a.code, a.stderr).toBe(0);
+    expect(a.stdoutBytes.equals(bytes)).toBe(true);
+    expect(b.stdoutBytes.equals(bytes.subarray(0, limit - 7))).toBe(true);
+    expect(b64.stdout).toBe(`${bytes.toString('base64')}\n`);
+
+    // One byte over the limit is refused before anything is sent; so is a file that is not there.
+    const over = join(live().dir, 'over.bin');
+    writeFileSync(over, randomBytes(limit + 1));
+    const [tooBig, tooBigStdin, missing, none, two] = await Promise.all([
+      cli(['put', 'too-big', '--value-file', over, ...c()]),
+      cli(['put', 'too-big', '--stdin', ...c()], { input: randomBytes(limit + 1) }),
+      cli(['put', 'k', '--value-file', join(live().dir, 'no-such-file'), ...c()]),
+      cli(['put', 'k', ...c()]),
+      cli(['put', 'k', 'v', '--stdin', ...c()]),
+    ]);
+    for (const r of [tooBig, tooBigStdin]) {
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr).toContain(`over ${limit} bytes`);
+    }
+    expect(missing.code, show(missing)).toBe(1);
+    expect(missing.stderr).toContain('no-such-file');
+    expect(none.code, show(none)).toBe(1);
+    expect(none.stderr).toContain('needs a value');
+    expect(two.code, show(two)).toBe(1);
+    expect(two.stderr).toContain('one value');
+    const absent = await cli(['get', 'too-big', ...c()]);
+    expect(absent.code, show(absent)).toBe(2);
+  });
+
+  // Last in this block: it leaves the cluster without a quorum.
+  it('a write without a quorum times out saying it may still apply (exit 3); a read just times out (exit 1)', { timeout: 60_000 }, async () => {
+    const leader = (await live().awaitLeader(10_000)).id;
+    const others = live().nodes.map((n) => n.id).filter((id) => id !== leader);
+    for (const id of others) await live().kill(id); // the leader still answers status, but nothing can be decided
+    const [put, del, get] = await Promise.all([
+      cli(['put', 'no-quorum', 'v', '--timeout', '1500', ...c()]),
+      cli(['del', 'no-quorum', '--timeout', '1500', ...c()]),
+      cli(['get', 'no-quorum', '--timeout', '1500', ...c()]),
+    ]);
+    for (const [r, kind] of [
+      [put, 'put'],
+      [del, 'delete'],
+    ] as const) {
+      expect(r.code, show(r)).toBe(3);
+      expect(r.stderr).toContain(`${kind} "no-quorum" timed out`);
+      expect(r.stderr).toContain('may still take effect');
+    }
+    expect(get.code, show(get)).toBe(1);
+    expect(get.stderr).toContain('timed out');
+    expect(get.stderr).not.toContain('may still');
+  });
+});
+
+describe('a cluster that is missing, unreachable or broken', () => {
+  /** A cluster file of three nodes on ports where nothing listens. */
+  async function downCluster(): Promise<string> {
+    const ports = await freePortRange(3);
+    const path = join(dir, `down-${ports}.json`);
+    const nodes = [0, 1, 2].map((i) => ({ id: `n${i + 1}`, address: `127.0.0.1:${ports + i}`, dataDir: `down-${ports}-n${i + 1}` }));
+    writeFileSync(path, JSON.stringify({ version: 1, clusterId: 'down', groups: [{ id: 1, nodes }] }));
+    return path;
+  }
+
+  it('status exits 1 and says so when no node answers, after listing every node it tried', { timeout: 60_000 }, async () => {
+    const down = await downCluster();
+    const [text, json] = await Promise.all([cli(['status', '--cluster', down]), cli(['status', '--json', '--cluster', down])]);
+    for (const r of [text, json]) {
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr).toContain(`no node of ${down} answered`);
+    }
+    expect(text.stdout.match(/unreachable/g)).toHaveLength(3);
+    const rows: unknown = JSON.parse(json.stdout);
+    expect(rows).toMatchObject([{ reachable: false }, { reachable: false }, { reachable: false }]);
+  });
+
+  it('every command exits 1 with a message that says what is wrong', { timeout: 90_000 }, async () => {
+    const missing = join(dir, 'no-such-cluster.json');
+    const down = await downCluster();
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, JSON.stringify({ version: 1, clusterId: 'broken', groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:99999', dataDir: 'b' }] }] }));
+
+    const kv = [['put', 'k', 'v'], ['get', 'k'], ['del', 'k']];
+    const all = [...kv, ['status'], ['server', '--node', 'n1']];
+    const cases = [
+      ...all.map((cmd) => ({ args: [...cmd, '--cluster', missing], says: [`no cluster file at ${missing}`, '--cluster <file>'] })),
+      ...all.map((cmd) => ({ args: [...cmd, '--cluster', broken], says: [broken, 'groups[0].nodes[0].address', '"99999"'] })),
+      ...kv.map((cmd) => ({ args: [...cmd, '--cluster', down], says: [`cannot reach the cluster of ${down}`, 'connection refused', 'Is it running?'] })),
+    ];
+    const runs = await inTurn(cases.map((k) => () => cli(k.args)), 3);
+    runs.forEach((r, i) => {
+      const k = cases[i];
+      if (k === undefined) return;
+      expect(r.code, `shardpax ${k.args.join(' ')}: ${show(r)}`).toBe(1);
+      for (const s of k.says) expect(r.stderr, `shardpax ${k.args.join(' ')}`).toContain(s);
+    });
   });
 });

@@ -124,6 +124,63 @@ describe('parseClusterConfig refuses malformed files', () => {
     },
   ];
 
+  // Each mistake an operator can make in a hand-written file; every message names the file and the field.
+  const one = (n: Record<string, unknown>) => ({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [n] }] });
+  const two = (a: Record<string, unknown>, b: Record<string, unknown>) => ({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [a, b] }] });
+  cases.push(
+    { name: 'port 99999', json: one(node('n1', 99999)), says: ['groups[0].nodes[0].address', 'port', '1 to 65535', '99999'] },
+    { name: 'port 0', json: one(node('n1', 0)), says: ['groups[0].nodes[0].address', 'port', '1 to 65535'] },
+    { name: 'port with a leading zero', json: one({ id: 'n1', address: '127.0.0.1:07401', dataDir: 'n1' }), says: ['groups[0].nodes[0].address', '07401'] },
+    { name: 'hostname with an underscore', json: one({ id: 'n1', address: 'db_1:7401', dataDir: 'n1' }), says: ['groups[0].nodes[0].address', 'host', '"db_1"'] },
+    { name: 'hostname label starting with -', json: one({ id: 'n1', address: '-db.local:7401', dataDir: 'n1' }), says: ['groups[0].nodes[0].address', '"-db.local"'] },
+    { name: 'hostname with an empty label', json: one({ id: 'n1', address: 'a..b:7401', dataDir: 'n1' }), says: ['groups[0].nodes[0].address', '"a..b"'] },
+    { name: 'IPv4 out of range', json: one({ id: 'n1', address: '256.1.1.1:7401', dataDir: 'n1' }), says: ['groups[0].nodes[0].address', '"256.1.1.1"'] },
+    { name: 'IPv6 that does not parse', json: one({ id: 'n1', address: '[::zz]:7401', dataDir: 'n1' }), says: ['groups[0].nodes[0].address', '"::zz"'] },
+    { name: 'address not a string', json: one({ id: 'n1', address: 7401, dataDir: 'n1' }), says: ['groups[0].nodes[0].address', 'found 7401'] },
+    {
+      name: 'two nodes on one address',
+      json: two(node('n1', 7401, 'a'), node('n2', 7401, 'b')),
+      says: ['groups[0].nodes[1].address', 'groups[0].nodes[0].address', '127.0.0.1:7401'],
+    },
+    {
+      name: 'one address across groups, spelled in another case',
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address: 'DB.local:1', dataDir: 'a' }] }, { id: 2, nodes: [{ id: 'n2', address: 'db.local:1', dataDir: 'b' }] }] },
+      says: ['groups[1].nodes[0].address', 'groups[0].nodes[0].address'],
+    },
+    {
+      name: 'two nodes on one data folder (spelled differently)',
+      json: two(node('n1', 1, 'data/n1'), node('n2', 2, './data//n1/')),
+      says: ['groups[0].nodes[1].dataDir', 'groups[0].nodes[0].dataDir', '/etc/shardpax/data/n1'],
+    },
+    {
+      name: 'a data folder inside another node\'s',
+      json: two(node('n1', 1, 'data'), node('n2', 2, 'data/n2')),
+      says: ['groups[0].nodes[1].dataDir', 'inside', 'groups[0].nodes[0].dataDir'],
+    },
+    {
+      name: 'two groups with one id',
+      json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('n1', 1)] }, { id: 1, nodes: [node('n2', 2)] }] },
+      says: ['groups[1].id', 'groups[0].id', '1'],
+    },
+    { name: 'group id not a number', json: { version: 1, clusterId: 'c1', groups: [{ id: '1', nodes: [node('n1', 1)] }] }, says: ['groups[0].id', '"1"'] },
+    { name: 'unknown top-level field (a typo)', json: { ...one(node('n1', 1)), clusterID: 'x' }, says: ['unknown field', '"clusterID"', 'version, clusterId, groups'] },
+    { name: 'unknown group field', json: { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('n1', 1)], replicas: 3 }] }, says: ['groups[0]', 'unknown field', '"replicas"'] },
+    { name: 'unknown node field (a typo)', json: one({ ...node('n1', 1), datadir: 'x' }), says: ['groups[0].nodes[0]', 'unknown field', '"datadir"'] },
+    { name: 'cluster id not a string', json: { ...one(node('n1', 1)), clusterId: 42 }, says: ['clusterId must be', '42'] },
+    { name: 'cluster id too long', json: { ...one(node('n1', 1)), clusterId: 'c'.repeat(65) }, says: ['clusterId must be', 'c'.repeat(65)] },
+    { name: 'node id not a string', json: one({ id: 1, address: '127.0.0.1:1', dataDir: 'n1' }), says: ['groups[0].nodes[0].id', 'found 1'] },
+    { name: 'dataDir not a string', json: one({ id: 'n1', address: '127.0.0.1:1', dataDir: ['a'] }), says: ['groups[0].nodes[0].dataDir', '["a"]'] },
+  );
+
+  it('accepts every address form a server can listen on', () => {
+    const addresses = ['localhost:1', '127.0.0.1:65535', 'db-1.example.com:7401', 'DB1:7401', '[::1]:7401', '[fe80::1:2]:80', '0.0.0.0:7401'];
+    const config = parseClusterConfig(
+      { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: addresses.map((address, i) => ({ id: `n${i}`, address, dataDir: `d${i}` })) }] },
+      P,
+    );
+    expect(config.groups[0]?.nodes.map((n) => n.address)).toEqual(addresses);
+  });
+
   for (const c of cases) {
     it(c.name, () => {
       const err = configError(() => parseClusterConfig(c.json, P));

@@ -1,8 +1,9 @@
 // The SDK through its public entry (`import ... from 'shardpax'`, the
 // package's self-reference): connecting to nothing, a round trip against a
 // real single-node cluster in this process, input limits checked before the
-// wire, pipelining, close, and timeouts that say whether a write may have
-// been applied.
+// wire, arguments of the wrong type (as plain JavaScript passes them) refused
+// with the argument named, pipelining, close, and timeouts that say whether
+// a write may have been applied.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import {
   ClusterUnreachableError,
   connect,
   type Db,
+  InvalidArgumentError,
   KvInputError,
   MAX_KEY_BYTES,
   MAX_VALUE_BYTES,
@@ -49,6 +51,58 @@ async function rejection(p: Promise<unknown>): Promise<unknown> {
     return err;
   }
   throw new Error('expected a rejection, but the promise resolved');
+}
+
+/** The SDK as plain JavaScript sees it: nothing stops an argument of the wrong type. */
+interface UntypedDb {
+  put(key?: unknown, value?: unknown): Promise<unknown>;
+  get(key?: unknown): Promise<unknown>;
+  delete(key?: unknown): Promise<unknown>;
+}
+const untypedConnect = connect as unknown as (options?: unknown) => Promise<Db>;
+
+/** A misuse case: the call, the argument its error must name, and words the error must hold. */
+interface Misuse {
+  readonly call: () => Promise<unknown>;
+  readonly argument: string;
+  readonly says: readonly string[];
+}
+
+/** Each call rejects at once with an InvalidArgumentError (a KvInputError) naming the argument; nothing is coerced. */
+async function expectRefused(cases: readonly Misuse[]): Promise<void> {
+  for (const c of cases) {
+    const started = performance.now();
+    const err = await rejection(c.call());
+    const ms = performance.now() - started;
+    expect(err, `${c.argument}: ${String(err)}`).toBeInstanceOf(InvalidArgumentError);
+    expect(err).toBeInstanceOf(KvInputError);
+    if (!(err instanceof InvalidArgumentError)) continue;
+    expect(err.name).toBe('InvalidArgumentError');
+    expect(err.argument).toBe(c.argument);
+    expect(err.mayHaveTakenEffect).toBe(false);
+    expect(err.expected.length).toBeGreaterThan(0);
+    expect(err.message).toContain(`${c.argument} must be ${err.expected}`);
+    for (const s of c.says) expect(err.message).toContain(s);
+    expect(ms).toBeLessThan(200); // no round trip
+  }
+}
+
+/**
+ * The node's decided-slot count once the log has been quiet for 1.5 s. An
+ * earlier call that was slow to answer (a loaded machine) has been sent
+ * again after the session's 500 ms retry, and each copy takes a slot: wait
+ * for those before counting slots to show that a refused call proposed nothing.
+ */
+async function quietLog(node: ServerNode | undefined): Promise<number | undefined> {
+  const deadline = Date.now() + 15_000;
+  let last = node?.status().decidedBelow;
+  let since = Date.now();
+  while (Date.now() - since < 1_500 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    const now = node?.status().decidedBelow;
+    if (now !== last) [last, since] = [now, Date.now()];
+  }
+  return last;
 }
 
 /** A 1-node cluster served from this process, its leader elected. */
@@ -101,6 +155,34 @@ describe('connect() when no server answers', () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => silent.close(() => r()));
     }
+  });
+});
+
+describe('connect() options from plain JavaScript', () => {
+  it('are checked before anything is dialled: wrong types, unknown options (typos), bad endpoints', async () => {
+    const ok = `127.0.0.1:${await freePort()}`;
+    await expectRefused([
+      { call: () => untypedConnect(), argument: 'options', says: ['connect:', 'an object', 'got undefined'] },
+      { call: () => untypedConnect('data/cluster.json'), argument: 'options', says: ['got string "data/cluster.json"'] },
+      { call: () => untypedConnect(null), argument: 'options', says: ['got null'] },
+      { call: () => untypedConnect({ timeout: 100, endpoints: [ok] }), argument: 'options.timeout', says: ['not an option', 'timeoutMs'] },
+      { call: () => untypedConnect({ timeoutMs: '100', endpoints: [ok] }), argument: 'options.timeoutMs', says: ['milliseconds', 'got string "100"'] },
+      { call: () => untypedConnect({ timeoutMs: 0, endpoints: [ok] }), argument: 'options.timeoutMs', says: ['got number 0'] },
+      { call: () => untypedConnect({ timeoutMs: 1.5, endpoints: [ok] }), argument: 'options.timeoutMs', says: ['got number 1.5'] },
+      { call: () => untypedConnect({ timeoutMs: NaN, endpoints: [ok] }), argument: 'options.timeoutMs', says: ['got number NaN'] },
+      // setTimeout fires at once past 2^31-1 ms: a "forever" timeout would time out immediately.
+      { call: () => untypedConnect({ timeoutMs: 2 ** 31, endpoints: [ok] }), argument: 'options.timeoutMs', says: ['2147483647'] },
+      { call: () => untypedConnect({ connectTimeoutMs: -1, endpoints: [ok] }), argument: 'options.connectTimeoutMs', says: ['got number -1'] },
+      { call: () => untypedConnect({ window: 0, endpoints: [ok] }), argument: 'options.window', says: ['got number 0'] },
+      { call: () => untypedConnect({ cluster: 5 }), argument: 'options.cluster', says: ['path', 'got number 5'] },
+      { call: () => untypedConnect({ cluster: '' }), argument: 'options.cluster', says: ['got string ""'] },
+      { call: () => untypedConnect({ endpoints: ok }), argument: 'options.endpoints', says: ['array', `got string "${ok}"`] },
+      { call: () => untypedConnect({ endpoints: [] }), argument: 'options.endpoints', says: ['non-empty'] },
+      { call: () => untypedConnect({ endpoints: [7401] }), argument: 'options.endpoints[0]', says: ['host:port', 'got number 7401'] },
+      { call: () => untypedConnect({ endpoints: [ok, '127.0.0.1:99999'] }), argument: 'options.endpoints[1]', says: ['"127.0.0.1:99999"', '1 to 65535'] },
+      { call: () => untypedConnect({ endpoints: ['localhost'] }), argument: 'options.endpoints[0]', says: ['no port'] },
+      { call: () => untypedConnect({ cluster: 'c.json', endpoints: [ok] }), argument: 'options', says: ['cluster or endpoints, not both'] },
+    ]);
   });
 });
 
@@ -173,7 +255,7 @@ describe('against a 1-node cluster', () => {
 
   it('oversized keys and values reject with KvInputError before reaching the server', async () => {
     const d = live();
-    const before = node?.status().decidedBelow;
+    const before = await quietLog(node);
     const cases: Array<{ call: () => Promise<unknown>; code: string }> = [
       { call: () => d.put('k'.repeat(2000), 'v'), code: 'KEY_TOO_LARGE' },
       { call: () => d.get('k'.repeat(2000)), code: 'KEY_TOO_LARGE' },
@@ -194,6 +276,42 @@ describe('against a 1-node cluster', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(node?.status().decidedBelow).toBe(before); // nothing was proposed
     expect(await d.get('big')).toBeUndefined();
+  });
+
+  it('arguments of the wrong type from plain JavaScript reject with InvalidArgumentError before the wire, never coerced', async () => {
+    const d = live() as unknown as UntypedDb;
+    const before = await quietLog(node);
+    await expectRefused([
+      { call: () => d.put(undefined, 'v'), argument: 'key', says: ['put:', 'a string', 'got undefined'] },
+      { call: () => d.put('k', 123), argument: 'value', says: ['put:', 'a string or a Uint8Array', 'got number 123'] },
+      { call: () => d.put(123, 'v'), argument: 'key', says: ['got number 123'] },
+      { call: () => d.put('k'), argument: 'value', says: ['got undefined'] },
+      { call: () => d.put('k', null), argument: 'value', says: ['got null'] },
+      { call: () => d.put('k', { text: 'v' }), argument: 'value', says: ['got an object'] },
+      { call: () => d.put('k', [1, 2]), argument: 'value', says: ['got an array'] },
+      { call: () => d.put('k', new Uint16Array(2)), argument: 'value', says: ['got a Uint16Array'] },
+      { call: () => d.put('k', Promise.resolve('v')), argument: 'value', says: ['got a Promise', 'await'] },
+      { call: () => d.put('k', 'ok\ud800'), argument: 'value', says: ['lone surrogate'] },
+      { call: () => d.put(Symbol('k'), 'v'), argument: 'key', says: ['got symbol Symbol(k)'] },
+      { call: () => d.get(undefined), argument: 'key', says: ['get:', 'got undefined'] },
+      { call: () => d.get(), argument: 'key', says: ['get:', 'got undefined'] },
+      { call: () => d.get(42n), argument: 'key', says: ['got bigint 42'] },
+      { call: () => d.get(true), argument: 'key', says: ['got boolean true'] },
+      { call: () => d.delete(new Uint8Array([1])), argument: 'key', says: ['delete:', 'got a Uint8Array'] },
+      { call: () => d.delete(['a']), argument: 'key', says: ['delete:', 'got an array'] },
+    ]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(node?.status().decidedBelow).toBe(before); // nothing was proposed
+    expect(await live().get('123')).toBeUndefined(); // put(123, …) did not store the key "123"
+    expect(await live().get('k')).toBeUndefined();
+    await live().put('k', 'ok\u{1F600}'); // a surrogate pair is one code point: fine
+    expect(text(await live().get('k'))).toBe('ok\u{1F600}');
+  });
+
+  it('a Node Buffer is a Uint8Array, so it is a value', async () => {
+    await live().put('buffer', Buffer.from([0xff, 0x00, 0x41]));
+    const back = await live().get('buffer');
+    expect(back === undefined ? undefined : [...back]).toEqual([0xff, 0x00, 0x41]);
   });
 
   it('200 concurrent puts, then 200 concurrent gets, all correct', async () => {
@@ -243,15 +361,20 @@ describe('operation timeouts', () => {
       expect(ms).toBeGreaterThanOrEqual(250);
       expect(ms).toBeLessThan(2_000);
 
-      for (const [err, writes] of [
-        [put, true],
-        [del, true],
-        [get, false],
+      for (const [err, writes, kind] of [
+        [put, true, 'put'],
+        [del, true, 'delete'],
+        [get, false, 'get'],
       ] as const) {
         expect(err).toBeInstanceOf(OperationTimeoutError);
         if (err instanceof OperationTimeoutError) {
           expect(err.code).toBe('TIMEOUT');
           expect(err.mayHaveTakenEffect).toBe(writes);
+          // The message says it too, for whoever reads only the message (a log, the CLI).
+          expect(err.message).toContain(`${kind} "k" timed out`);
+          expect(err.message).toContain('300 ms');
+          if (writes) expect(err.message).toContain('may still take effect');
+          else expect(err.message).not.toContain('may');
         }
       }
     } finally {

@@ -1,9 +1,12 @@
 // The `shardpax` command line.
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
 import { connect, type Db } from '../client/db.js';
+import { ClusterUnreachableError } from '../client/errors.js';
 import { loadClusterConfig } from '../runtime/cluster-config.js';
+import { CliError, EXIT_NO_VALUE, failure } from './cli-error.js';
 import { runDev } from './dev.js';
+import { encodingOf, formatValue, keyFromArg, readValue, valueSource } from './kv-bytes.js';
 import { runServer } from './server.js';
 
 const DEFAULT_CLUSTER = 'data/cluster.json';
@@ -36,10 +39,21 @@ const clusterOption = ['--cluster <file>', 'cluster file', DEFAULT_CLUSTER] as c
 const timeoutOption = ['--timeout <ms>', 'how long to wait for an answer', int(1, 600_000), 10_000] as const;
 
 type DbOptions = { cluster: string; timeout: number };
+type KvOptions = DbOptions & { hex?: boolean; base64?: boolean };
+
+// Byte-exact keys and values: Node has already turned invalid UTF-8 in plain arguments into U+FFFD.
+const hexOption = () => new Option('--hex', 'key and value arguments are hex; get prints the value as hex').conflicts('base64');
+const base64Option = () => new Option('--base64', 'key and value arguments are base64; get prints the value as base64');
 
 /** Connects, runs one operation, and always closes. */
 async function withDb<T>(o: DbOptions, op: (db: Db) => Promise<T>): Promise<T> {
-  const db = await connect({ cluster: o.cluster, timeoutMs: o.timeout });
+  let db: Db;
+  try {
+    db = await connect({ cluster: o.cluster, timeoutMs: o.timeout });
+  } catch (err) {
+    if (!(err instanceof ClusterUnreachableError)) throw err;
+    throw new CliError(`cannot reach the cluster of ${o.cluster}: ${err.message}. Is it running? \`shardpax status --cluster ${o.cluster}\` shows each node`);
+  }
   try {
     return await op(db);
   } finally {
@@ -48,26 +62,39 @@ async function withDb<T>(o: DbOptions, op: (db: Db) => Promise<T>): Promise<T> {
 }
 
 program
-  .command('put <key> <value>')
-  .description('store a value (UTF-8 text) under a key')
+  .command('put <key> [value]')
+  .description('store a value under a key: the value argument (UTF-8 text unless --hex/--base64), a file, or stdin')
   .option(...clusterOption)
   .option(...timeoutOption)
-  .action((key: string, value: string, o: DbOptions) => withDb(o, (db) => db.put(key, value)));
+  .addOption(hexOption())
+  .addOption(base64Option())
+  .option('--value-file <path>', "the value is this file's bytes")
+  .option('--stdin', 'the value is the bytes read from stdin')
+  .action(async (keyArg: string, valueArg: string | undefined, o: KvOptions & { valueFile?: string; stdin?: boolean }) => {
+    const encoding = encodingOf(o);
+    const key = keyFromArg(keyArg, encoding);
+    const value = await readValue(valueSource(valueArg, o), encoding);
+    await withDb(o, (db) => db.put(key, value));
+  });
 
 program
   .command('get <key>')
-  .description('print the value under a key (exit code 2 when there is none)')
+  .description(`print the value under a key, its exact bytes unless --hex/--base64 (exit code ${EXIT_NO_VALUE} when there is none)`)
   .option(...clusterOption)
   .option(...timeoutOption)
-  .action(async (key: string, o: DbOptions) => {
+  .addOption(hexOption())
+  .addOption(base64Option())
+  .action(async (keyArg: string, o: KvOptions) => {
+    const encoding = encodingOf(o);
+    const key = keyFromArg(keyArg, encoding);
     const v = await withDb(o, (db) => db.get(key));
     if (v === undefined) {
       console.error(`(no value for ${JSON.stringify(key)})`);
-      process.exitCode = 2;
+      process.exitCode = EXIT_NO_VALUE;
       return;
     }
-    process.stdout.write(v);
-    if (process.stdout.isTTY) process.stdout.write('\n');
+    process.stdout.write(formatValue(v, encoding));
+    if (process.stdout.isTTY && encoding === 'text') process.stdout.write('\n');
   });
 
 program
@@ -75,7 +102,12 @@ program
   .description('delete a key')
   .option(...clusterOption)
   .option(...timeoutOption)
-  .action((key: string, o: DbOptions) => withDb(o, (db) => db.delete(key)));
+  .addOption(hexOption())
+  .addOption(base64Option())
+  .action((keyArg: string, o: KvOptions) => {
+    const key = keyFromArg(keyArg, encodingOf(o));
+    return withDb(o, (db) => db.delete(key));
+  });
 
 program
   .command('status')
@@ -94,11 +126,9 @@ program
         }
       }),
     );
-    if (o.json) {
-      console.log(JSON.stringify(rows, null, 2));
-      return;
-    }
-    for (const r of rows) console.log(r.reachable ? describe(r) : `${r.node}  group ${r.group}  ${r.address}  unreachable: ${r.error}`);
+    if (o.json) console.log(JSON.stringify(rows, null, 2));
+    else for (const r of rows) console.log(r.reachable ? describe(r) : `${r.node}  group ${r.group}  ${r.address}  unreachable: ${r.error}`);
+    if (!rows.some((r) => r.reachable)) throw new CliError(`no node of ${o.cluster} answered: is the cluster running?`);
   });
 
 function describe(s: NodeStatus): string {
@@ -107,6 +137,7 @@ function describe(s: NodeStatus): string {
 }
 
 program.parseAsync().catch((err: unknown) => {
-  console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(1);
+  const { message, exitCode } = failure(err);
+  console.error(`error: ${message}`);
+  process.exit(exitCode);
 });

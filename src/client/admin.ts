@@ -10,8 +10,15 @@ export function fetchStatus(address: string, timeoutMs: number): Promise<NodeSta
   return new Promise<NodeStatus>((resolve, reject) => {
     client.status({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, status) => {
       client.close();
-      if (err !== null) reject(new Error(`${address}: ${err.details || err.message}`));
+      if (err !== null) reject(new Error(`${address}: ${why(err, timeoutMs)}`));
       else resolve(status);
     });
   });
+}
+
+/** grpc-js's reason in a few words: these end up in "cannot reach the cluster" messages. */
+function why(err: grpc.ServiceError, timeoutMs: number): string {
+  if (err.code === grpc.status.DEADLINE_EXCEEDED) return `no answer within ${timeoutMs} ms`;
+  if (/ECONNREFUSED/.test(err.details)) return 'connection refused';
+  return (err.details || err.message).replace(/\s*Resolution note:\s*$/, '');
 }

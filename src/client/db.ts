@@ -13,6 +13,7 @@ import type { RpcMessage, RpcTimer } from '../rpc/messages.js';
 import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { NodeHost } from '../runtime/node-host.js';
 import { fetchStatus } from './admin.js';
+import { checkConnectOptions, checkKey, checkValue } from './arguments.js';
 import {
   ClientClosedError,
   ClusterUnreachableError,
@@ -23,7 +24,7 @@ import {
 import { UnaryClientTransport } from './unary-transport.js';
 
 export interface ConnectOptions {
-  /** Path of a cluster file (as `shardpax dev` writes); or give `endpoints`. */
+  /** Path of a cluster file (as `shardpax dev` writes); or give `endpoints` (not both). */
   readonly cluster?: string;
   /** host:port of the servers. */
   readonly endpoints?: readonly string[];
@@ -76,19 +77,19 @@ export class Db {
     return db;
   }
 
-  /** Stores `value` under `key`. */
-  put(key: string, value: string | Uint8Array): Promise<void> {
-    const bytes = typeof value === 'string' ? new TextEncoder().encode(value) : value;
-    return this.run({ kind: 'put', key, value: bytes }).then(() => undefined);
+  // The calls are async so that a wrong argument (checkKey, checkValue) is a rejection, like every other failure.
+  /** Stores `value` (a string as UTF-8) under `key`. */
+  async put(key: string, value: string | Uint8Array): Promise<void> {
+    await this.run({ kind: 'put', key: checkKey('put', key), value: checkValue('put', value) });
   }
 
   /** The bytes stored under `key`, or undefined when there are none. */
-  get(key: string): Promise<Uint8Array | undefined> {
-    return this.run({ kind: 'get', key });
+  async get(key: string): Promise<Uint8Array | undefined> {
+    return this.run({ kind: 'get', key: checkKey('get', key) });
   }
 
-  delete(key: string): Promise<void> {
-    return this.run({ kind: 'delete', key }).then(() => undefined);
+  async delete(key: string): Promise<void> {
+    await this.run({ kind: 'delete', key: checkKey('delete', key) });
   }
 
   /** Rejects what is still in flight and releases the connections. */
@@ -122,7 +123,9 @@ export class Db {
         const w = this.waiters.get(ticket);
         const writes = command.kind !== 'get';
         if (w !== undefined) {
-          this.fail(ticket, w, new OperationTimeoutError(`${command.kind} ${JSON.stringify(command.key)} got no answer in ${this.timeoutMs} ms`, writes));
+          const what = `${command.kind} ${JSON.stringify(command.key)} timed out: no answer within ${this.timeoutMs} ms (are most of the cluster's servers up?)`;
+          // The session keeps the write and may still deliver it: say so, so nobody reads "timed out" as "failed".
+          this.fail(ticket, w, new OperationTimeoutError(writes ? `${what}; the write may still take effect` : what, writes));
         }
       }, this.timeoutMs);
       this.waiters.set(ticket, { command, resolve, reject, timer });
@@ -164,6 +167,7 @@ export class Db {
  * answers; servers down at this moment are still used once they return.
  */
 export async function connect(options: ConnectOptions): Promise<Db> {
+  checkConnectOptions(options);
   const servers = resolveEndpoints(options);
   const timeout = options.connectTimeoutMs ?? 5_000;
   const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout)));

@@ -1,6 +1,8 @@
 // Errors the SDK rejects with. Each says whether the operation may have taken
 // effect, so a caller knows whether retrying a write could apply it twice.
-export { KvInputError } from '../kv/limits.js';
+import { KvInputError } from '../kv/limits.js';
+
+export { KvInputError };
 
 export abstract class ShardpaxError extends Error {
   abstract readonly code: string;
@@ -43,5 +45,26 @@ export class ClientClosedError extends ShardpaxError {
     readonly mayHaveTakenEffect: boolean,
   ) {
     super(message);
+  }
+}
+
+/**
+ * An argument of the wrong type or shape, as plain JavaScript (or a cast)
+ * can pass one: refused before anything is sent, never coerced. A
+ * KvInputError, so one `catch` covers every refused input.
+ */
+export class InvalidArgumentError extends KvInputError {
+  override readonly name = 'InvalidArgumentError';
+
+  constructor(
+    call: string,
+    /** The argument as the caller wrote it: `key`, `options.timeoutMs`, `options.endpoints[1]`. */
+    readonly argument: string,
+    /** What it must be. */
+    readonly expected: string,
+    /** What was passed instead, described. */
+    readonly got: string,
+  ) {
+    super({ code: 'MALFORMED_COMMAND', message: `${call}: ${argument} must be ${expected}, got ${got}` });
   }
 }

@@ -21,8 +21,11 @@ export interface KvViolation {
 
 /** A refused input, as an exception: what the client SDK throws. */
 export class KvInputError extends Error {
-  override readonly name = 'KvInputError';
+  // Widened to string so the SDK's InvalidArgumentError, a KvInputError, can carry its own name.
+  override readonly name: string = 'KvInputError';
   readonly code: KvErrorCodeName;
+  /** A refused command changed nothing (the SDK's errors all say whether it might have). */
+  readonly mayHaveTakenEffect = false;
 
   constructor(violation: KvViolation) {
     super(violation.message);

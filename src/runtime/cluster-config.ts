@@ -2,8 +2,9 @@
 // each listens and keeps its data. Parsed once at the edge; a malformed file
 // is a ClusterConfigError that says what is wrong and where.
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { type GroupId, groupId, type NodeId, nodeId } from '../core/ids.js';
+import { addressProblem } from './address.js';
 
 export interface NodeConfig {
   readonly id: NodeId;
@@ -30,7 +31,12 @@ export class ClusterConfigError extends Error {
 }
 
 const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
-const ADDRESS = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+// Every field the file may hold: anything else is refused, so a typo
+// ("datadir") fails loudly instead of being ignored. A new field goes here.
+const ROOT_FIELDS = ['version', 'clusterId', 'groups'];
+const GROUP_FIELDS = ['id', 'nodes'];
+const NODE_FIELDS = ['id', 'address', 'dataDir'];
 
 export function loadClusterConfig(path: string): ClusterConfig {
   let text: string;
@@ -53,48 +59,73 @@ export function loadClusterConfig(path: string): ClusterConfig {
   return parseClusterConfig(json, path);
 }
 
+/** Checks every field; the first problem is a ClusterConfigError naming the file and the field. */
 export function parseClusterConfig(json: unknown, path: string): ClusterConfig {
-  const where = (what: string) => `${path}: ${what}`;
-  const root = record(json, where('the top level'));
-  if (root.version !== 1) throw new ClusterConfigError(where(`version must be 1, found ${JSON.stringify(root.version)}`));
+  const fail: (what: string) => never = (what) => {
+    throw new ClusterConfigError(`${path}: ${what}`);
+  };
+  const root = record(json, 'the top level', ROOT_FIELDS, fail);
+  if (root.version !== 1) fail(`version must be 1, found ${show(root.version)}`);
   if (typeof root.clusterId !== 'string' || !CLUSTER_ID.test(root.clusterId)) {
-    throw new ClusterConfigError(
-      where(`clusterId must be 1-64 letters, digits or '-', found ${JSON.stringify(root.clusterId)}`),
-    );
+    fail(`clusterId must be 1-64 letters, digits or '-', found ${show(root.clusterId)}`);
   }
-  const clusterId = root.clusterId;
-  if (!Array.isArray(root.groups) || root.groups.length === 0) {
-    throw new ClusterConfigError(where('groups must be a non-empty array'));
+  if (!Array.isArray(root.groups) || root.groups.length === 0) fail('groups must be a non-empty array');
+  const groups = root.groups.map((g: unknown, gi: number) => parseGroup(g, `groups[${gi}]`, path, fail));
+  checkUnique(groups, fail);
+  return { path, clusterId: root.clusterId, groups };
+}
+
+function parseGroup(json: unknown, at: string, path: string, fail: (what: string) => never): GroupConfig {
+  const g = record(json, at, GROUP_FIELDS, fail);
+  if (typeof g.id !== 'number' || !Number.isSafeInteger(g.id) || g.id < 0) {
+    fail(`${at}.id must be a non-negative integer, found ${show(g.id)}`);
   }
-  const seen = new Set<string>();
-  const groups = root.groups.map((g: unknown, gi: number) => {
-    const gr = record(g, where(`groups[${gi}]`));
-    if (typeof gr.id !== 'number' || !Number.isSafeInteger(gr.id) || gr.id < 0) {
-      throw new ClusterConfigError(where(`groups[${gi}].id must be a non-negative integer`));
-    }
-    if (!Array.isArray(gr.nodes) || gr.nodes.length === 0) {
-      throw new ClusterConfigError(where(`groups[${gi}].nodes must be a non-empty array`));
-    }
-    const nodes = gr.nodes.map((n: unknown, ni: number) => {
+  if (!Array.isArray(g.nodes) || g.nodes.length === 0) fail(`${at}.nodes must be a non-empty array`);
+  const nodes = g.nodes.map((n: unknown, ni: number) => parseNode(n, `${at}.nodes[${ni}]`, path, fail));
+  return { id: groupId(g.id), nodes };
+}
+
+function parseNode(json: unknown, at: string, path: string, fail: (what: string) => never): NodeConfig {
+  const n = record(json, at, NODE_FIELDS, fail);
+  if (typeof n.id !== 'string' || !NODE_ID.test(n.id)) {
+    fail(`${at}.id must be 1-64 letters, digits, '_', '.' or '-', found ${show(n.id)}`);
+  }
+  if (typeof n.address !== 'string') fail(`${at}.address must be host:port, found ${show(n.address)}`);
+  const problem = addressProblem(n.address);
+  if (problem !== undefined) fail(`${at}.address must be host:port, found ${show(n.address)}: ${problem}`);
+  if (typeof n.dataDir !== 'string' || n.dataDir === '') fail(`${at}.dataDir must be a path, found ${show(n.dataDir)}`);
+  const dataDir = isAbsolute(n.dataDir) ? resolve(n.dataDir) : resolve(dirname(path), n.dataDir);
+  return { id: nodeId(n.id), address: n.address, dataDir };
+}
+
+/** Ids, addresses and data folders each name one thing: two nodes on one port or one folder would fight over it. */
+function checkUnique(groups: readonly GroupConfig[], fail: (what: string) => never): void {
+  const groupIds = new Map<number, string>();
+  const nodeIds = new Map<string, string>();
+  const addresses = new Map<string, string>(); // hostnames are case-insensitive
+  const dirs: Array<{ dir: string; at: string }> = [];
+  groups.forEach((g, gi) => {
+    const first = groupIds.get(g.id);
+    if (first !== undefined) fail(`groups[${gi}].id ${g.id} is already the id of ${first}`);
+    groupIds.set(g.id, `groups[${gi}].id`);
+    g.nodes.forEach((n, ni) => {
       const at = `groups[${gi}].nodes[${ni}]`;
-      const nr = record(n, where(at));
-      if (typeof nr.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/.test(nr.id)) {
-        throw new ClusterConfigError(where(`${at}.id must be 1-64 letters, digits, '_', '.' or '-'`));
+      const sameId = nodeIds.get(n.id);
+      if (sameId !== undefined) fail(`${at}.id: node id ${n.id} appears twice (also at ${sameId})`);
+      nodeIds.set(n.id, `${at}.id`);
+      const sameAddress = addresses.get(n.address.toLowerCase());
+      if (sameAddress !== undefined) fail(`${at}.address ${n.address} is already the address of ${sameAddress}`);
+      addresses.set(n.address.toLowerCase(), `${at}.address`);
+      for (const other of dirs) {
+        if (other.dir === n.dataDir) fail(`${at}.dataDir ${n.dataDir} is already the data folder of ${other.at}`);
+        // A folder inside another node's would be wiped with it (or wipe it).
+        if (n.dataDir.startsWith(other.dir + sep) || other.dir.startsWith(n.dataDir + sep)) {
+          fail(`${at}.dataDir ${n.dataDir} and ${other.at} (${other.dir}): one data folder is inside the other`);
+        }
       }
-      if (seen.has(nr.id)) throw new ClusterConfigError(where(`node id ${nr.id} appears twice`));
-      seen.add(nr.id);
-      if (typeof nr.address !== 'string' || !ADDRESS.test(nr.address)) {
-        throw new ClusterConfigError(where(`${at}.address must be host:port, found ${JSON.stringify(nr.address)}`));
-      }
-      if (typeof nr.dataDir !== 'string' || nr.dataDir === '') {
-        throw new ClusterConfigError(where(`${at}.dataDir must be a path`));
-      }
-      const dataDir = isAbsolute(nr.dataDir) ? nr.dataDir : resolve(dirname(path), nr.dataDir);
-      return { id: nodeId(nr.id), address: nr.address, dataDir };
+      dirs.push({ dir: n.dataDir, at: `${at}.dataDir` });
     });
-    return { id: groupId(gr.id), nodes };
   });
-  return { path, clusterId, groups };
 }
 
 export function findNode(config: ClusterConfig, id: string): { group: GroupConfig; node: NodeConfig } {
@@ -106,7 +137,17 @@ export function findNode(config: ClusterConfig, id: string): { group: GroupConfi
   throw new ClusterConfigError(`${config.path}: no node ${JSON.stringify(id)} (nodes: ${known})`);
 }
 
-function record(v: unknown, what: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ClusterConfigError(`${what} must be an object`);
+function record(v: unknown, at: string, fields: readonly string[], fail: (what: string) => never): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return fail(`${at} must be an object, found ${show(v)}`);
+  const unknown = Object.keys(v).filter((k) => !fields.includes(k));
+  if (unknown.length > 0) {
+    fail(`${at} has unknown field ${unknown.map((k) => JSON.stringify(k)).join(', ')} (the fields are ${fields.join(', ')})`);
+  }
   return v as Record<string, unknown>;
+}
+
+/** A value found in the file, for a message: its JSON, cut short. */
+function show(v: unknown): string {
+  const text = v === undefined ? 'nothing' : JSON.stringify(v);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
