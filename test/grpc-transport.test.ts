@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NodeId, nodeId } from '../src/core/ids.js';
 import { PeerFrame, type PeerMessage, PeerServiceService } from '../src/gen/shardpax/v1/peer.js';
-import { MessageQueue, takeFrame } from '../src/server/frame-queue.js';
+import { MessageQueue, PeerQueue, SMALL_ENTRY_BYTES, takeFrame } from '../src/server/frame-queue.js';
 import { GrpcTransport, MAX_WIRE_MESSAGE_BYTES, type WireCodec } from '../src/server/grpc-transport.js';
 
 const MIB = 1024 * 1024;
@@ -63,6 +63,26 @@ describe('takeFrame', () => {
         },
       ),
     );
+  });
+});
+
+describe('PeerQueue', () => {
+  it('sends small entries ahead of bulk ones queued earlier, each lane in order', () => {
+    const q = new PeerQueue({ maxMessages: 100, maxBytes: 1 << 20 });
+    const big = (n: number) => new Uint8Array(SMALL_ENTRY_BYTES + 1).fill(n);
+    const small = (n: number) => new Uint8Array(10).fill(n);
+    for (const e of [big(1), big(2), small(3), big(4), small(5)]) q.push(e);
+    expect(q.length).toBe(5);
+    const order: number[] = [];
+    for (let e = q.shift(); e !== undefined; e = q.shift()) order.push(e[0] ?? -1);
+    expect(order).toEqual([3, 5, 1, 2, 4]);
+  });
+
+  it('bounds the small lane to an eighth of the bytes, dropping its oldest', () => {
+    const q = new PeerQueue({ maxMessages: 1000, maxBytes: 8000 });
+    for (let i = 0; i < 20; i++) q.push(new Uint8Array(100).fill(i));
+    expect(q.bytes).toBe(1000);
+    expect(q.peek()?.[0]).toBe(10);
   });
 });
 

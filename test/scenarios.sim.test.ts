@@ -46,7 +46,7 @@ describe('scenarios', () => {
     // electionTicks (10) ticks of 20 ms without an answer: it no longer claims to lead.
     sc.sim.runFor(260);
     expect(sc.server(old).paxos.leader.leads(), 'cut off, it does not claim to lead').toBe(false);
-    expect(sc.sim.runUntil(() => !sc.server(old).paxos.leader.isActive(), 1_000), 'it resigned').toBe(true);
+    expect(sc.sim.runUntil(() => !sc.server(old).paxos.leader.isActive(), 2_000), 'it resigned').toBe(true);
     expect(markCount('leader resigns: no majority heard')).toBe(1);
     // Never two leaders that claim to lead at once.
     const claiming = () => sc.servers.filter((s) => sc.server(s).paxos.leader.leads());

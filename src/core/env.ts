@@ -12,7 +12,15 @@ import type { ScanRequest, ScanResult, StorageWrite, StoredState } from './stora
 
 export interface Env<M, T> {
   readonly self: NodeId;
+  /** Leaves once every write of this step and the ones before is on disk (DESIGN.md 1). */
   send(to: NodeId, message: M): void;
+  /**
+   * Leaves when the step ends, without waiting for the disk: only for a
+   * message that vouches for nothing this node has yet to write (a heartbeat,
+   * a proposal, a decision a quorum already made). Behind a slow fsync, a
+   * heartbeat held with the writes would trigger elections.
+   */
+  sendNow(to: NodeId, message: M): void;
   /** Fires `timer` once after `afterMs`. Timers are values, checked for staleness when they fire. */
   setTimer(timer: T, afterMs: Millis): void;
   /** Durable (synced) before any message sent in the same step leaves. */
@@ -89,6 +97,7 @@ export class ReadyCollector<M, T> implements Env<M, T> {
   private batch: ReadyBatch<M, T> = emptyBatch(0);
   private readonly overlay = new Overlay();
   private nextSnapshot = 1;
+  private urgent: Outgoing<M>[] = [];
 
   constructor(
     readonly self: NodeId,
@@ -99,6 +108,17 @@ export class ReadyCollector<M, T> implements Env<M, T> {
 
   send(to: NodeId, message: M): void {
     this.batch.messages.push({ to, message });
+  }
+
+  sendNow(to: NodeId, message: M): void {
+    this.urgent.push({ to, message });
+  }
+
+  /** The sendNow messages of the steps so far: the runtime sends them at once. */
+  takeUrgent(): Outgoing<M>[] {
+    const u = this.urgent;
+    this.urgent = [];
+    return u;
   }
 
   setTimer(timer: T, afterMs: Millis): void {

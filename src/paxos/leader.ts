@@ -15,6 +15,13 @@ import { Commander } from './commander.js';
 import type { Batch, PaxosMessage, PValue } from './messages.js';
 import { Scout } from './scout.js';
 
+/**
+ * Election timeouts an active leader goes without hearing a majority before it
+ * resigns. Well past a follower's own timeout: under load a late answer must
+ * not make the leader give up first (status already stops calling it leader).
+ */
+const RESIGN_AFTER_ELECTIONS = 5;
+
 /** Ticks a scout or commander waits for answers before sending its P1a or P2a again. */
 const RETRANSMIT_TICKS = 5;
 
@@ -138,7 +145,7 @@ export class Leader {
     switch (this.mode.kind) {
       case 'active':
         if (this.majorityHeard()) this.confirmedAtTick = this.tick;
-        else if (this.tick - this.confirmedAtTick > 2 * this.config.electionTicks) {
+        else if (this.tick - this.confirmedAtTick > RESIGN_AFTER_ELECTIONS * this.config.electionTicks) {
           // Cut off from a majority: whoever they elect serves; our clients should go there.
           mark('leader resigns: no majority heard');
           this.resign();

@@ -88,6 +88,27 @@ export interface PaxosObserver {
 
 /** Spaces Paxos keeps; ACCEPTOR_SPACE is read whole at start (it is small). */
 export const PAXOS_SPACES = [ACCEPTOR_SPACE, ACCEPTED_SPACE, LOG_SPACE, META_SPACE] as const;
+/**
+ * Messages that vouch for nothing this node has yet to write, so they leave
+ * without waiting for its disk (Env.sendNow). Not here: P1b, P2b and FenceAck,
+ * whose promise or accept must be on disk first.
+ */
+const UNBACKED: ReadonlySet<PaxosMessage['type']> = new Set<PaxosMessage['type']>([
+  'P1a', // asks; promises nothing
+  'P2a', // a proposal: the leader's own accept goes through its acceptor like any other
+  'Chosen', // decided: a quorum of acceptors holds it on disk
+  'Decision',
+  'Heartbeat',
+  'HeartbeatAck', // a promise reported for information, not a vote
+  'Propose',
+  'CatchupRequest',
+  'CatchupReply', // decided slots
+  'TransferRequest',
+  'TransferChunk', // state of decided slots
+  'TransferReset',
+  'Fence', // asks, like a P1a
+]);
+
 export const PAXOS_PRELOAD = [ACCEPTOR_SPACE] as const;
 
 export class PaxosServer {
@@ -343,7 +364,8 @@ export class PaxosServer {
 
   private send(to: NodeId, message: PaxosMessage): void {
     if (to !== this.config.self) {
-      this.env.send(to, message);
+      if (UNBACKED.has(message.type)) this.env.sendNow(to, message);
+      else this.env.send(to, message);
     } else if (message.type === 'P1a' || message.type === 'P2a') {
       if (this.toSelf.length === 0) this.env.setTimer({ type: 'ToSelf' }, millis(0));
       this.toSelf.push(message);

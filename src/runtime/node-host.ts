@@ -68,6 +68,7 @@ export class NodeHost<M, T> {
     const host = new NodeHost(options);
     const stored = options.storage === undefined ? emptyState() : await options.storage.loadSpaces(options.preload ?? []);
     host.role = options.factory(host.collector, stored);
+    host.sendAll(host.collector.takeUrgent());
     options.transport.onReceive((from, m) => {
       if (host.flushingBytes + host.collector.pendingWriteBytes > MAX_UNFLUSHED_WRITE_BYTES) {
         host.stats.droppedMessages += 1;
@@ -83,6 +84,7 @@ export class NodeHost<M, T> {
   input(step: (role: ProtocolNode<M, T>) => void): void {
     if (this.closed || this.role === undefined) return;
     step(this.role);
+    this.sendAll(this.collector.takeUrgent());
     this.queueFlush();
   }
 

@@ -13,7 +13,7 @@ import { assert } from '../core/assert.js';
 import { type NodeId, nodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { PeerFrame, type PeerMessage, PeerServiceService } from '../gen/shardpax/v1/peer.js';
-import { MessageQueue, takeFrame } from './frame-queue.js';
+import { PeerQueue, takeFrame } from './frame-queue.js';
 
 /** Maps a layer's messages to and from the wire's PeerMessage. */
 export interface WireCodec<M> {
@@ -95,7 +95,7 @@ const EXCHANGE: grpc.MethodDefinition<Buffer, Buffer> = {
 type Stream = grpc.ClientDuplexStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
 
 interface PeerLink {
-  readonly queue: MessageQueue;
+  readonly queue: PeerQueue;
   stream: Stream | undefined;
   client: grpc.Client | undefined;
   /** A frame is written to `stream` and its write has not completed. */
@@ -378,7 +378,7 @@ export class GrpcTransport<M> implements Transport<M> {
     let link = this.links.get(peer);
     if (link === undefined) {
       link = {
-        queue: new MessageQueue({
+        queue: new PeerQueue({
           maxMessages: this.options.maxQueueMessages ?? DEFAULT_MAX_QUEUE_MESSAGES,
           maxBytes: this.options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
         }),

@@ -261,6 +261,8 @@ export class Simulation<M, T> {
   private afterStep(n: SimNode<M, T>): void {
     assert(n.role !== undefined);
     n.role.checkInvariants?.();
+    // Messages sent with sendNow leave first: in a real host they do not wait for the disk.
+    for (const { to, message } of n.collector.takeUrgent()) this.transmit(n.id, to, message);
     const batch = n.collector.take();
     if (batch.writes.length > 0 || batch.mustSync) n.storage.writeSync(batch.writes, { sync: batch.mustSync });
     n.collector.settled(batch.gen);
