@@ -44,6 +44,45 @@ export interface ScanResult {
   readonly next: string | undefined;
 }
 
+/** Where a corruption was found: as much of it as the finder knows. */
+export interface CorruptionSite {
+  /** The data folder (LevelDB directory), or a file in it. */
+  readonly path?: string;
+  readonly space?: string;
+  readonly key?: string;
+}
+
+/**
+ * Stored data is damaged or missing (a checksum mismatch, a record that does
+ * not decode, a LevelDB file that is gone or that LevelDB had to skip). Never
+ * retried or worked around: a node that forgot a promise or an accept breaks
+ * Paxos, so it stops and is rebuilt from its peers.
+ */
+export class StorageCorruptionError extends Error {
+  override readonly name = 'StorageCorruptionError';
+
+  constructor(
+    readonly detail: string,
+    readonly site: CorruptionSite,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `corrupted storage${describeSite(site)}: ${detail}. This node's data cannot be trusted and it will not start on it; ` +
+        'run `shardpax server --rebuild` to rebuild it from its peers',
+      options,
+    );
+  }
+}
+
+function describeSite(site: CorruptionSite): string {
+  const parts: string[] = [];
+  if (site.path !== undefined) parts.push(`in ${site.path}`);
+  if (site.space !== undefined) parts.push(`space ${JSON.stringify(site.space)}`);
+  if (site.key !== undefined) parts.push(`key ${JSON.stringify(site.key)}`);
+  return parts.length === 0 ? '' : ` ${parts.join(', ')}`;
+}
+
+/** Reads throw StorageCorruptionError when what is stored is not what was written. */
 export interface Storage {
   /** The value under `key` as of every completed write, or undefined. */
   getSync(space: string, key: string): Uint8Array | undefined;
