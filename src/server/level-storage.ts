@@ -96,6 +96,8 @@ export class LevelStorage implements Storage {
     }
     const opened = new Map<string, Space>();
     for (const name of spaces) opened.set(name, { name, sublevel: openSublevel(db, name), seed: spaceSeed(name) });
+    // A new sublevel opens on a later tick; getSync cannot wait for it.
+    await Promise.all([...opened.values()].map((s) => s.sublevel.open()));
     return new LevelStorage(dir, db, opened);
   }
 
