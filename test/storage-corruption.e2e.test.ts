@@ -1,13 +1,16 @@
 // Real processes (issue 7, verified storage): `shardpax server` on a damaged
 // data folder stops with one clear line naming the folder and `--rebuild`,
-// whether the damage is found when it starts (a damaged write-ahead log) or
-// later, by a read (a flipped byte in a stored value); the other nodes keep
-// serving the right value.
+// whether the damage is found when it starts (a damaged write-ahead log), by
+// a read (a stored value that fails its checksum), or by the background check
+// of every table block (a flipped byte in a table); a client never gets
+// damaged bytes.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
 import { afterAll, describe, expect, it } from 'vitest';
+import { assert } from '../src/core/assert.js';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { connect } from '../src/client/db.js';
 
@@ -46,14 +49,13 @@ async function flip(file: string, offset: number): Promise<void> {
 }
 
 describe('shardpax server on damaged storage', () => {
-  it('stops with a clear refusal, at start or at the read that finds it', async () => {
+  it('stops with a clear refusal: at start, at the read that finds it, or when the table check does', async () => {
     dir = await mkdtemp(join(tmpdir(), 'shardpax-corrupt-e2e-'));
     const { cluster: c } = await LocalCluster.create({ dir, replicas: 3 });
     cluster = c;
-    const n1 = join(dir, 'n1');
-    const n2 = join(dir, 'n2');
-    // 8 KiB of random bytes: its own table blocks, stored literally, so it can be found in a file.
-    const victim = randomBytes(8192);
+    const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((n) => join(dir ?? '', n));
+    assert(n1 !== undefined && n2 !== undefined && n3 !== undefined);
+    const victim = randomBytes(1024);
 
     c.startAll();
     await c.awaitLeader(20_000);
@@ -71,48 +73,53 @@ describe('shardpax server on damaged storage', () => {
     expect(size, `a write-ahead log with records in ${n1}`).toBeGreaterThan(10_000);
     await flip(log, Math.floor(size / 2));
 
-    // n2 and n3 start and stop once more: their write-ahead logs become tables (*.ldb).
+    // n2: the victim's stored value changed through LevelDB itself: its files stay sound, only the value's checksum can tell.
+    const raw = new ClassicLevel<string, Uint8Array>(n2, { valueEncoding: 'view' });
+    await raw.open();
+    const stored = await raw.get('!state!k/victim');
+    expect(stored, 'the victim under its state key').toBeDefined();
+    const damaged = new Uint8Array(stored ?? []);
+    damaged[damaged.length - 100] = (damaged[damaged.length - 100] ?? 0) ^ 1;
+    await raw.put('!state!k/victim', damaged);
+    await raw.close();
+
     ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
     const c2 = cluster;
-    c2.start('n2');
-    c2.start('n3');
-    await c2.awaitLeader(20_000);
-    await c2.stop();
-
-    // n2: one byte of the victim's stored value, in the table (the state space sorts last: its copy is the last).
-    const tables = (await readdir(n2)).filter((f) => f.endsWith('.ldb'));
-    let flipped = false;
-    for (const t of tables) {
-      const bytes = await readFile(join(n2, t));
-      const at = bytes.lastIndexOf(victim.subarray(4000, 4064));
-      if (at < 0) continue;
-      await flip(join(n2, t), at + 30);
-      flipped = true;
-    }
-    expect(flipped, `the victim value in one of ${tables.join(', ')}`).toBe(true);
-
-    ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
-    const c3 = cluster;
-    c3.onCrash = (message) => exits.push(message);
-    c3.startAll();
+    c2.onCrash = (message) => exits.push(message);
+    c2.startAll();
     // n1 refuses to start: LevelDB dropped part of its log.
-    const n1Says = await exitOf(c3, 'n1', 20_000);
+    const n1Says = await exitOf(c2, 'n1', 20_000);
     expect(n1Says).toContain(`node n1 (data folder ${n1}) stopped: corrupted storage in ${n1}`);
     expect(n1Says).toMatch(/dropping \d+ bytes/);
     expect(n1Says).toContain('shardpax server --rebuild');
 
-    // n2 starts (its damage sits in one value), and stops at the first read of it; n3 answers right.
-    await c3.awaitLeader(20_000);
-    db = await connect({ cluster: c3.file, timeoutMs: 10_000 });
+    // n2 starts and stops at the first read of the damaged value (every replica applies a read).
+    await c2.awaitLeader(20_000);
+    db = await connect({ cluster: c2.file, timeoutMs: 5_000 });
     try {
-      const got = await Promise.race([db.get('victim'), exitOf(c3, 'n2', 20_000).then(() => undefined)]);
+      const got = await Promise.race([db.get('victim').catch(() => undefined), exitOf(c2, 'n2', 20_000).then(() => undefined)]);
       if (got !== undefined) expect(Buffer.from(got).equals(victim)).toBe(true); // never the damaged bytes
-      const n2Says = await exitOf(c3, 'n2', 20_000);
-      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "state"`);
-      expect(n2Says).toContain('checksum mismatch');
+      const n2Says = await exitOf(c2, 'n2', 20_000);
+      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "state", key "k/victim": checksum mismatch`);
       expect(n2Says).toContain('shardpax server --rebuild');
     } finally {
       await db.close();
     }
+    await c2.stop();
+
+    // n3: a byte in a table (its last run's log became one at its start); the background table check finds it.
+    const tables = (await readdir(n3)).filter((f) => f.endsWith('.ldb'));
+    expect(tables.length).toBeGreaterThan(0);
+    const table = join(n3, tables[0] ?? '');
+    await flip(table, Math.floor((await readFile(table)).length / 3));
+    ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
+    const c3 = cluster;
+    c3.onCrash = (message) => exits.push(message);
+    exits.length = 0;
+    c3.start('n3');
+    const n3Says = await exitOf(c3, 'n3', 20_000);
+    expect(n3Says).toContain(`node n3 (data folder ${n3}) stopped: corrupted storage in ${n3}: table ${table}`);
+    expect(n3Says).toContain('checksum mismatch');
+    expect(n3Says).toContain('shardpax server --rebuild');
   }, 120_000);
 });

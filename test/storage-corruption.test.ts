@@ -75,9 +75,33 @@ async function rawCount(folder: string): Promise<number> {
   }
 }
 
+/** Records classic-level alone returns from a point read of every key written, errors counting as readable (reported). */
+async function rawReadable(folder: string): Promise<number> {
+  const copy = `${folder}-raw`;
+  await cp(folder, copy, { recursive: true });
+  const db = new ClassicLevel(copy, { valueEncoding: 'view' });
+  try {
+    await db.open();
+    let n = 0;
+    for (let i = 0; i < RECORDS; i++) {
+      const key = `!${i % 2 === 0 ? 'acceptor' : 'state'}!${indexKey(i)}`;
+      try {
+        if ((await db.get(key)) !== undefined) n++;
+      } catch {
+        n++; // LevelDB said something: not silent
+      }
+    }
+    return n;
+  } finally {
+    await db.close();
+    await rm(copy, { recursive: true, force: true });
+  }
+}
+
 async function loadAll(): Promise<number> {
   const s = await LevelStorage.open(dir, SPACES);
   try {
+    await s.tablesChecked();
     const state = await s.loadSpaces(SPACES);
     return [...state.values()].reduce((n, space) => n + space.size, 0);
   } finally {
@@ -127,7 +151,7 @@ describe('a damaged write-ahead log', () => {
 });
 
 describe('a damaged table', () => {
-  it('a flipped byte in one value: LevelDB returns it as if nothing happened; the checksum refuses it', async () => {
+  it('a flipped byte in one value: LevelDB hands it out as if nothing happened; the table check refuses the folder', async () => {
     const marked = randomBytes(64); // incompressible: stored literally, so it can be found in the table
     const table = await fillTable([put('state', 'victim', marked)]);
     const bytes = await readFile(table);
@@ -146,24 +170,45 @@ describe('a damaged table', () => {
 
     const s = await LevelStorage.open(dir, SPACES);
     try {
-      expect(() => s.getSync('state', 'victim')).toThrow(StorageCorruptionError);
-      expect(() => s.getSync('state', 'victim')).toThrow(`in ${dir}, space "state", key "victim": checksum mismatch`);
-      expect(s.getSync('state', indexKey(1))).toBeDefined(); // the rest reads fine
-      await refusal(s.loadSpaces(['state']), dir, 'key "victim"');
-      await s.write([{ op: 'snapshot', id: 1 }], { sync: false });
-      await refusal(s.scan({ snapshot: 1, space: 'state', gte: 'v', maxBytes: 1 << 20 }), dir, 'key "victim"');
+      await refusal(s.tablesChecked(), dir, `table ${table}`, 'checksum mismatch');
+      // From then on every call fails: nothing more is read from a damaged store.
+      expect(() => s.getSync('state', indexKey(1))).toThrow(StorageCorruptionError);
+      await refusal(s.write([record(1)], { sync: true }), table);
+    } finally {
+      await s.close();
+    }
+    await refusal(LevelStorage.open(dir, SPACES), /an earlier start found it damaged/, table);
+  });
+
+  it('damage LevelDB does not see at all (records silently missing): the table check finds it', async () => {
+    const table = await fillTable();
+    const original = await readFile(table);
+    // Find a flip after which classic-level alone reads fewer records and reports nothing (most often in
+    // the filter or index block, at the end of the table).
+    let silent: number | undefined;
+    for (let at = original.length - 60; at > original.length / 2 && silent === undefined; at -= 97) {
+      await writeFile(table, original);
+      await flipByte(table, at);
+      if ((await rawReadable(dir)) < RECORDS) silent = at;
+    }
+    expect(silent, 'a flip that LevelDB does not report').toBeDefined();
+
+    const s = await LevelStorage.open(dir, SPACES);
+    try {
+      await refusal(s.tablesChecked(), dir, `table ${table}`);
     } finally {
       await s.close();
     }
   });
 
-  it('a damaged block: what LevelDB reports is a StorageCorruptionError naming the folder and space', async () => {
+  it("LevelDB's own read errors become a StorageCorruptionError naming the folder, space and key", async () => {
     const table = await fillTable();
     await flipByte(table, 100); // inside the first data block (compressed: it no longer decompresses)
-    await refusal(loadAll(), dir, 'space "acceptor"', /LevelDB cannot read it: .*Corruption/);
     const s = await LevelStorage.open(dir, SPACES);
     try {
+      // At once, before the table check (reading files in the background) can have reported.
       expect(() => s.getSync('acceptor', indexKey(0))).toThrow(`in ${dir}, space "acceptor", key "${indexKey(0)}": LevelDB cannot read it`);
+      await refusal(s.loadSpaces(SPACES), dir);
     } finally {
       await s.close();
     }
@@ -173,6 +218,49 @@ describe('a damaged table', () => {
     const table = await fillTable();
     await unlink(table);
     await refusal(LevelStorage.open(dir, SPACES), dir, /LevelDB cannot open it: .*missing files/, table.slice(dir.length + 1));
+  });
+});
+
+describe('a value that is not what was written, in a file LevelDB finds sound', () => {
+  // Written through classic-level itself, so every LevelDB checksum holds: only the value's own can tell.
+  async function rawPut(key: string, value: (old: Uint8Array) => Uint8Array, from = key): Promise<void> {
+    const raw = new ClassicLevel<string, Uint8Array>(dir, { valueEncoding: 'view' });
+    await raw.open();
+    const old = await raw.get(from);
+    expect(old).toBeDefined();
+    await raw.put(key, value(new Uint8Array(old ?? [])));
+    await raw.close();
+  }
+
+  it('a flipped byte fails its checksum on every read path', async () => {
+    await fillLog();
+    await rawPut(`!state!${indexKey(1)}`, (v) => v.map((b, i) => (i === 20 ? b ^ 1 : b)));
+    const s = await LevelStorage.open(dir, SPACES);
+    try {
+      await s.tablesChecked(); // LevelDB's files are sound
+      const where = `in ${dir}, space "state", key "${indexKey(1)}": checksum mismatch`;
+      expect(() => s.getSync('state', indexKey(1))).toThrow(where);
+      expect(s.getSync('state', indexKey(3))).toBeDefined(); // the rest reads fine
+      await refusal(s.loadSpaces(['state']), where);
+      await s.write([{ op: 'snapshot', id: 1 }], { sync: false });
+      await refusal(s.scan({ snapshot: 1, space: 'state', gte: '', maxBytes: 1 << 20 }), where);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a sound value under another key, or one too short to hold a checksum, fails too', async () => {
+    await fillLog();
+    await rawPut(`!state!${indexKey(3)}`, (v) => v, `!state!${indexKey(1)}`);
+    await rawPut(`!acceptor!${indexKey(0)}`, (v) => v.subarray(0, 2));
+    const s = await LevelStorage.open(dir, SPACES);
+    try {
+      expect(() => s.getSync('state', indexKey(1))).not.toThrow();
+      expect(() => s.getSync('state', indexKey(3))).toThrow(`key "${indexKey(3)}": checksum mismatch`);
+      expect(() => s.getSync('acceptor', indexKey(0))).toThrow('a 2-byte value, too short to hold its checksum');
+    } finally {
+      await s.close();
+    }
   });
 });
 

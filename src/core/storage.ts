@@ -98,6 +98,12 @@ export interface Storage {
    * it, a crash may lose them, and every later write with them.
    */
   write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void>;
+  /**
+   * Damage found outside any read (an adapter's background check of its
+   * files): the node must stop. Called at once if it is known already; every
+   * later call of the storage throws it too.
+   */
+  onDamage?(listener: (err: StorageCorruptionError) => void): void;
   close(): Promise<void>;
 }
 

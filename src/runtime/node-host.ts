@@ -68,6 +68,8 @@ export class NodeHost<M, T> {
     const host = new NodeHost(options);
     const stored = options.storage === undefined ? emptyState() : await options.storage.loadSpaces(options.preload ?? []);
     host.role = options.factory(host.collector, stored);
+    // Damage the storage finds by itself (a background check of its files) stops the node like damage under a read.
+    options.storage?.onDamage?.((err) => host.fatal(err));
     options.transport.onReceive((from, m) => {
       if (host.flushingBytes + host.collector.pendingWriteBytes > MAX_UNFLUSHED_WRITE_BYTES) {
         host.stats.droppedMessages += 1;

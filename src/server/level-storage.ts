@@ -10,8 +10,10 @@
 //
 // Corruption is an error, never a silent drop: every value carries a checksum
 // of its space, key and bytes (value-checksum.ts), verified on every read;
-// LevelDB's own read errors and the damage its recovery skipped at open
-// (leveldb-recovery-check.ts) become a StorageCorruptionError naming the folder.
+// LevelDB's own read errors, the damage its recovery skipped at open
+// (leveldb-recovery-check.ts) and damaged table blocks, found by a background
+// pass over every table (table-scrubber.ts), become a StorageCorruptionError
+// naming the folder.
 //
 // Same observable behaviour as MemoryStorage (test/storage-contract.ts):
 // spaces by name and keys in byte order; values never alias caller buffers; a
@@ -36,6 +38,7 @@ import {
   unknownSpaceError,
 } from '../core/storage.js';
 import { checkBeforeOpen, ignoredDamage, markCorrupted } from './leveldb-recovery-check.js';
+import { liveTables, type ScrubDamage, TableScrubber } from './table-scrubber.js';
 import { CHECKSUM_BYTES, seal, spaceSeed, unseal } from './value-checksum.js';
 
 /**
@@ -61,12 +64,22 @@ const SYNC_MARKER_KEY = '~sync';
 
 export class LevelStorage implements Storage {
   private readonly snapshots = new Map<number, LevelSnapshot>();
+  /** The background check of every table block, started at open. */
+  private readonly scrubber: TableScrubber;
+  /** Damage the scrubber found: every call throws it from then on. */
+  private damage: StorageCorruptionError | undefined;
+  private readonly damageListeners: Array<(err: StorageCorruptionError) => void> = [];
 
   private constructor(
     private readonly dir: string,
     private readonly db: Db,
     private readonly spaces: ReadonlyMap<string, Space>,
-  ) {}
+  ) {
+    this.scrubber = new TableScrubber(dir, liveTables(db.getProperty('leveldb.sstables')));
+    void this.scrubber.done.then((found) => {
+      if (found !== undefined) this.damaged(found);
+    });
+  }
 
   /**
    * Opens (creating if missing) the LevelDB at `dir`. Fails if another process
@@ -102,6 +115,7 @@ export class LevelStorage implements Storage {
   }
 
   getSync(space: string, key: string): Uint8Array | undefined {
+    this.checkIntact();
     const s = this.space(space);
     let stored: Uint8Array | undefined;
     try {
@@ -113,6 +127,7 @@ export class LevelStorage implements Storage {
   }
 
   async loadSpaces(names: readonly string[]): Promise<StoredState> {
+    this.checkIntact();
     const state = new Map<string, Map<string, Uint8Array>>();
     // One explicit snapshot, so all spaces are read as of the same instant.
     const snapshot = this.db.snapshot();
@@ -134,6 +149,7 @@ export class LevelStorage implements Storage {
   }
 
   async scan(request: ScanRequest): Promise<ScanResult> {
+    this.checkIntact();
     const snapshot = this.snapshots.get(request.snapshot);
     if (snapshot === undefined) throw new Error(`unknown snapshot ${request.snapshot}`);
     const range = request.lt === undefined ? { gte: request.gte } : { gte: request.gte, lt: request.lt };
@@ -169,6 +185,7 @@ export class LevelStorage implements Storage {
   }
 
   async write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void> {
+    this.checkIntact();
     // Every check before any step is applied: a bad write changes nothing.
     for (const w of writes) {
       if (w.op !== 'snapshot') this.space(w.space);
@@ -197,10 +214,33 @@ export class LevelStorage implements Storage {
     if (options.sync) await this.db.del(SYNC_MARKER_KEY, { sync: true });
   }
 
+  onDamage(listener: (err: StorageCorruptionError) => void): void {
+    this.damageListeners.push(listener);
+    if (this.damage !== undefined) listener(this.damage);
+  }
+
+  /** Resolves once the background check of every table at open has passed; rejects with the damage it found. */
+  async tablesChecked(): Promise<void> {
+    await this.scrubber.done;
+    this.checkIntact();
+  }
+
   /** Idempotent. */
   async close(): Promise<void> {
+    await this.scrubber.stop();
     for (const id of [...this.snapshots.keys()]) this.releaseSnapshot(id);
     await this.db.close();
+  }
+
+  private checkIntact(): void {
+    if (this.damage !== undefined) throw this.damage;
+  }
+
+  private damaged(found: ScrubDamage): void {
+    const err = new StorageCorruptionError(`table ${found.file}: ${found.what}`, { path: this.dir });
+    this.damage = err;
+    markCorrupted(this.dir, err.detail);
+    for (const listener of this.damageListeners) listener(err);
   }
 
   private space(name: string): Space {
