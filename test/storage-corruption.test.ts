@@ -247,6 +247,7 @@ describe('a value that is not what was written, in a file LevelDB finds sound', 
     } finally {
       await s.close();
     }
+    await refusal(LevelStorage.open(dir, SPACES), /an earlier start found it damaged: corrupted storage in .*: checksum mismatch/);
   });
 
   it('a sound value under another key, or one too short to hold a checksum, fails too', async () => {

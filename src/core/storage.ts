@@ -60,17 +60,21 @@ export interface CorruptionSite {
  */
 export class StorageCorruptionError extends Error {
   override readonly name = 'StorageCorruptionError';
+  /** What was found where, without the advice. */
+  readonly summary: string;
 
   constructor(
     readonly detail: string,
     readonly site: CorruptionSite,
     options?: ErrorOptions,
   ) {
+    const summary = `corrupted storage${describeSite(site)}: ${detail}`;
     super(
-      `corrupted storage${describeSite(site)}: ${detail}. This node's data cannot be trusted and it will not start on it; ` +
+      `${summary}. This node's data cannot be trusted: it stops and will not start on it again; ` +
         'run `shardpax server --rebuild` to rebuild it from its peers',
       options,
     );
+    this.summary = summary;
   }
 }
 

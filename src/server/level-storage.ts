@@ -237,9 +237,8 @@ export class LevelStorage implements Storage {
   }
 
   private damaged(found: ScrubDamage): void {
-    const err = new StorageCorruptionError(`table ${found.file}: ${found.what}`, { path: this.dir });
+    const err = this.found(new StorageCorruptionError(`table ${found.file}: ${found.what}`, { path: this.dir }));
     this.damage = err;
-    markCorrupted(this.dir, err.detail);
     for (const listener of this.damageListeners) listener(err);
   }
 
@@ -254,7 +253,7 @@ export class LevelStorage implements Storage {
     const value = unseal(s.seed, key, stored);
     if (value === undefined) {
       const what = stored.length < CHECKSUM_BYTES ? `a ${stored.length}-byte value, too short to hold its checksum` : 'checksum mismatch';
-      throw new StorageCorruptionError(what, { path: this.dir, space: s.name, key });
+      throw this.found(new StorageCorruptionError(what, { path: this.dir, space: s.name, key }));
     }
     return value;
   }
@@ -262,7 +261,13 @@ export class LevelStorage implements Storage {
   /** A LevelDB read error: corruption it detected becomes a StorageCorruptionError. */
   private readError(error: unknown, site: Omit<CorruptionSite, 'path'>): unknown {
     if (!isCorruption(error)) return error;
-    return new StorageCorruptionError(`LevelDB cannot read it: ${describe(error)}`, { path: this.dir, ...site }, { cause: error });
+    return this.found(new StorageCorruptionError(`LevelDB cannot read it: ${describe(error)}`, { path: this.dir, ...site }, { cause: error }));
+  }
+
+  /** Damage a read found: written down, so that later starts refuse the folder too. */
+  private found(err: StorageCorruptionError): StorageCorruptionError {
+    markCorrupted(this.dir, err.summary);
+    return err;
   }
 
   /** One step of splitSteps() as LevelDB will run it. */
