@@ -1,11 +1,16 @@
 // `shardpax server`: runs one node of a cluster file until SIGTERM/SIGINT.
-import { loadClusterConfig } from '../runtime/cluster-config.js';
+import { StorageCorruptionError } from '../core/storage.js';
+import { findNode, loadClusterConfig } from '../runtime/cluster-config.js';
 import { parseTuning, startServerNode } from '../server/server-node.js';
 
 export async function runServer(clusterPath: string, id: string): Promise<void> {
   const cluster = loadClusterConfig(clusterPath);
+  const fatal = stopOnFatal(id, findNode(cluster, id).node.dataDir);
   // SHARDPAX_TUNING: a JSON object of numeric tuning knobs (tests shorten the log tail with it).
-  const node = await startServerNode(cluster, id, parseTuning(process.env.SHARDPAX_TUNING));
+  const node = await startServerNode(cluster, id, parseTuning(process.env.SHARDPAX_TUNING)).catch((err: unknown) => {
+    if (err instanceof StorageCorruptionError) fatal(err); // refused at start: the same line as later on
+    throw err;
+  });
   const s = node.status();
   console.log(`node ${s.node} of group ${s.group} serving on ${s.address} (pid ${process.pid})`);
   let stopping = false;
@@ -23,4 +28,20 @@ export async function runServer(clusterPath: string, id: string): Promise<void> 
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+}
+
+/**
+ * A node that cannot go on (damaged storage found by a read, a failed disk
+ * write) stops the process with one clear line: for damaged storage, the
+ * error's own message, which says where and that `--rebuild` is the way back.
+ */
+function stopOnFatal(id: string, dataDir: string): (err: unknown) => never {
+  const stop = (err: unknown): never => {
+    const what = err instanceof StorageCorruptionError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
+    console.error(`node ${id} (data folder ${dataDir}) stopped: ${what}`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', stop);
+  process.on('unhandledRejection', stop);
+  return stop;
 }

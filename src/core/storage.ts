@@ -44,6 +44,49 @@ export interface ScanResult {
   readonly next: string | undefined;
 }
 
+/** Where a corruption was found: as much of it as the finder knows. */
+export interface CorruptionSite {
+  /** The data folder (LevelDB directory), or a file in it. */
+  readonly path?: string;
+  readonly space?: string;
+  readonly key?: string;
+}
+
+/**
+ * Stored data is damaged or missing (a checksum mismatch, a record that does
+ * not decode, a LevelDB file that is gone or that LevelDB had to skip). Never
+ * retried or worked around: a node that forgot a promise or an accept breaks
+ * Paxos, so it stops and is rebuilt from its peers.
+ */
+export class StorageCorruptionError extends Error {
+  override readonly name = 'StorageCorruptionError';
+  /** What was found where, without the advice. */
+  readonly summary: string;
+
+  constructor(
+    readonly detail: string,
+    readonly site: CorruptionSite,
+    options?: ErrorOptions,
+  ) {
+    const summary = `corrupted storage${describeSite(site)}: ${detail}`;
+    super(
+      `${summary}. This node's data cannot be trusted: it stops and will not start on it again; ` +
+        'run `shardpax server --rebuild` to rebuild it from its peers',
+      options,
+    );
+    this.summary = summary;
+  }
+}
+
+function describeSite(site: CorruptionSite): string {
+  const parts: string[] = [];
+  if (site.path !== undefined) parts.push(`in ${site.path}`);
+  if (site.space !== undefined) parts.push(`space ${JSON.stringify(site.space)}`);
+  if (site.key !== undefined) parts.push(`key ${JSON.stringify(site.key)}`);
+  return parts.length === 0 ? '' : ` ${parts.join(', ')}`;
+}
+
+/** Reads throw StorageCorruptionError when what is stored is not what was written. */
 export interface Storage {
   /** The value under `key` as of every completed write, or undefined. */
   getSync(space: string, key: string): Uint8Array | undefined;
@@ -59,6 +102,12 @@ export interface Storage {
    * it, a crash may lose them, and every later write with them.
    */
   write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void>;
+  /**
+   * Damage found outside any read (an adapter's background check of its
+   * files): the node must stop. Called at once if it is known already; every
+   * later call of the storage throws it too.
+   */
+  onDamage?(listener: (err: StorageCorruptionError) => void): void;
   close(): Promise<void>;
 }
 

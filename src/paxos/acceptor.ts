@@ -18,7 +18,7 @@
 // applied every slot it may have voted on.
 import { assert } from '../core/assert.js';
 import { BOTTOM_BALLOT, type Ballot, compareBallots, type Slot, slot } from '../core/ids.js';
-import { del, indexKey, put, type StorageWrite, type StoredState, space } from '../core/storage.js';
+import { del, indexKey, put, type StorageWrite, StorageCorruptionError, type StoredState, space } from '../core/storage.js';
 import { mark } from '../core/marks.js';
 import { batchBytes, records } from './codec.js';
 import type { Batch, PaxosMessage, PValue } from './messages.js';
@@ -197,7 +197,8 @@ export class Acceptor {
 
   private value(s: Slot): PValue {
     const bytes = this.ports.read(ACCEPTED_SPACE, indexKey(s));
-    assert(bytes !== undefined, `accepted value of slot ${s} missing on disk`);
+    // The index says it was written: gone from disk is damage, not a bug.
+    if (bytes === undefined) throw new StorageCorruptionError(`the accepted value of slot ${s} is missing`, { space: ACCEPTED_SPACE, key: indexKey(s) });
     const pv = records.decodePValue(bytes);
     assert(pv.slot === s, 'accepted value filed under another slot');
     return pv;

@@ -1,7 +1,8 @@
 // The one mapping between Paxos domain types and the generated wire types,
 // for peer messages and for durable records alike.
-import { assertNever } from '../core/assert.js';
+import { assert, assertNever } from '../core/assert.js';
 import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, type Slot, slot } from '../core/ids.js';
+import { StorageCorruptionError } from '../core/storage.js';
 import * as wire from '../gen/shardpax/v1/paxos.js';
 import { WireError } from '../rpc/codec.js';
 import type { Batch, DecidedSlot, PaxosMessage, PValue } from './messages.js';
@@ -156,18 +157,110 @@ export interface ReplicaMeta {
   readonly transferId: number;
 }
 
-/** Durable records, as LevelDB values. */
+// Durable records, as LevelDB values. Pair assertions across the disk
+// (STYLE.md): a record is checked before it is encoded, where a bad one is our
+// bug (assert), and again after it is decoded, where a bad one is damaged
+// storage (StorageCorruptionError, never an assert: the bytes came from disk).
+
+const isCount = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
+
+function isNodeId(s: string): boolean {
+  try {
+    nodeId(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A ballot a leader used: never BOTTOM_BALLOT, which no acceptor persists. */
+const isRealBallot = (b: Ballot): boolean => isCount(b.round) && isNodeId(b.leader);
+const isBatch = (b: Batch): boolean => Array.isArray(b) && b.every((c) => c instanceof Uint8Array);
+
+function checkPValue(p: PValue): void {
+  assert(isCount(p.slot) && isRealBallot(p.ballot) && isBatch(p.batch), 'persisting an invalid pvalue');
+}
+
+function checkMeta(m: ReplicaMeta): void {
+  const ok = isCount(m.applied) && isCount(m.compactedBelow) && isCount(m.transferId) && m.compactedBelow <= m.applied;
+  assert(ok, `persisting invalid replica metadata ${JSON.stringify(m)}`);
+}
+
+function corrupt(kind: string, detail: string, cause?: unknown): StorageCorruptionError {
+  return new StorageCorruptionError(`a stored ${kind} record ${detail}`, {}, cause === undefined ? undefined : { cause });
+}
+
+/** Decodes a record's bytes; bytes that are no such record are damaged storage. */
+function decodeStored<T>(kind: string, bytes: Uint8Array, decode: (b: Uint8Array) => T): T {
+  try {
+    return decode(bytes);
+  } catch (err) {
+    throw corrupt(kind, `does not decode (${err instanceof Error ? err.message : String(err)})`, err);
+  }
+}
+
+function storedCount(kind: string, field: string, n: number): number {
+  if (!isCount(n)) throw corrupt(kind, `holds ${field} ${n}`);
+  return n;
+}
+
+function storedBallot(kind: string, b: wire.Ballot | undefined): Ballot {
+  if (b === undefined) throw corrupt(kind, 'holds no ballot');
+  if (!isCount(b.round) || !isNodeId(b.leader)) throw corrupt(kind, `holds ballot ${JSON.stringify(b)}`);
+  return ballot(b.round, nodeId(b.leader));
+}
+
+function storedPValue(p: wire.PValue): PValue {
+  return {
+    slot: slot(storedCount('pvalue', 'slot', p.slot)),
+    ballot: storedBallot('pvalue', p.ballot),
+    batch: batchFromWire(p.batch),
+  };
+}
+
+function storedMeta(m: wire.ReplicaMeta): ReplicaMeta {
+  const meta = {
+    applied: storedCount('replica metadata', 'applied', m.applied),
+    compactedBelow: storedCount('replica metadata', 'compactedBelow', m.compactedBelow),
+    transferId: storedCount('replica metadata', 'transferId', m.transferId),
+  };
+  if (meta.compactedBelow > meta.applied) throw corrupt('replica metadata', `has its log start past its applied slot: ${JSON.stringify(meta)}`);
+  return meta;
+}
+
 export const records = {
-  encodeBallot: (b: Ballot): Uint8Array => wire.AcceptorRecord.encode({ promised: ballotToWire(b), compactedBelow: 0 }).finish(),
-  decodeBallot: (bytes: Uint8Array): Ballot => ballotFromWire(wire.AcceptorRecord.decode(bytes).promised),
-  encodeCompactedBelow: (s: Slot): Uint8Array => wire.AcceptorRecord.encode({ promised: undefined, compactedBelow: s }).finish(),
-  decodeCompactedBelow: (bytes: Uint8Array): Slot => slot(wire.AcceptorRecord.decode(bytes).compactedBelow),
-  encodePValue: (p: PValue): Uint8Array => wire.PValue.encode(pvalueToWire(p)).finish(),
-  decodePValue: (bytes: Uint8Array): PValue => pvalueFromWire(wire.PValue.decode(bytes)),
-  encodeDecided: (d: DecidedSlot): Uint8Array => wire.Decision.encode(decisionToWire(d)).finish(),
-  decodeDecided: (bytes: Uint8Array): DecidedSlot => decisionFromWire(wire.Decision.decode(bytes)),
-  encodeMeta: (m: ReplicaMeta): Uint8Array => wire.ReplicaMeta.encode(m).finish(),
-  decodeMeta: (bytes: Uint8Array): ReplicaMeta => wire.ReplicaMeta.decode(bytes),
+  encodeBallot: (b: Ballot): Uint8Array => {
+    assert(isRealBallot(b), `persisting an invalid ballot ${JSON.stringify(b)}`);
+    return wire.AcceptorRecord.encode({ promised: ballotToWire(b), compactedBelow: 0 }).finish();
+  },
+  decodeBallot: (bytes: Uint8Array): Ballot =>
+    storedBallot('ballot', decodeStored('ballot', bytes, (b) => wire.AcceptorRecord.decode(b)).promised),
+  encodeCompactedBelow: (s: Slot): Uint8Array => {
+    assert(isCount(s), `persisting an invalid compaction bound ${s}`);
+    return wire.AcceptorRecord.encode({ promised: undefined, compactedBelow: s }).finish();
+  },
+  decodeCompactedBelow: (bytes: Uint8Array): Slot => {
+    const r = decodeStored('compaction bound', bytes, (b) => wire.AcceptorRecord.decode(b));
+    return slot(storedCount('compaction bound', 'compactedBelow', r.compactedBelow));
+  },
+  encodePValue: (p: PValue): Uint8Array => {
+    checkPValue(p);
+    return wire.PValue.encode(pvalueToWire(p)).finish();
+  },
+  decodePValue: (bytes: Uint8Array): PValue => storedPValue(decodeStored('pvalue', bytes, (b) => wire.PValue.decode(b))),
+  encodeDecided: (d: DecidedSlot): Uint8Array => {
+    assert(isCount(d.slot) && isBatch(d.batch), `persisting an invalid decision for slot ${d.slot}`);
+    return wire.Decision.encode(decisionToWire(d)).finish();
+  },
+  decodeDecided: (bytes: Uint8Array): DecidedSlot => {
+    const d = decodeStored('decision', bytes, (b) => wire.Decision.decode(b));
+    return { slot: slot(storedCount('decision', 'slot', d.slot)), batch: batchFromWire(d.batch) };
+  },
+  encodeMeta: (m: ReplicaMeta): Uint8Array => {
+    checkMeta(m);
+    return wire.ReplicaMeta.encode(m).finish();
+  },
+  decodeMeta: (bytes: Uint8Array): ReplicaMeta => storedMeta(decodeStored('replica metadata', bytes, (b) => wire.ReplicaMeta.decode(b))),
 };
 
 /** Bytes a batch of commands costs on the wire, near enough for byte bounds. */

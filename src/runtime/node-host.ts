@@ -8,7 +8,7 @@
 import { type NodeFactory, type ProtocolNode, ReadyCollector } from '../core/env.js';
 import { type Millis, type NodeId, millis } from '../core/ids.js';
 import { Prng } from '../core/prng.js';
-import { emptyState, type ScanRequest, type Storage } from '../core/storage.js';
+import { emptyState, type ScanRequest, type Storage, StorageCorruptionError } from '../core/storage.js';
 import { assert } from '../core/assert.js';
 import type { Transport } from '../core/transport.js';
 
@@ -22,7 +22,7 @@ export interface NodeHostOptions<M, T> {
   readonly transport: Transport<M>;
   /** Seed of the role's randomness; a random one by default. */
   readonly seed?: number;
-  /** Called when the host cannot go on safely (a failed disk write); the default rethrows. */
+  /** Called when the host cannot go on safely (a failed disk write, damaged storage); the default rethrows. */
   readonly onFatal?: (err: unknown) => void;
 }
 
@@ -69,6 +69,8 @@ export class NodeHost<M, T> {
     const stored = options.storage === undefined ? emptyState() : await options.storage.loadSpaces(options.preload ?? []);
     host.role = options.factory(host.collector, stored);
     host.sendAll(host.collector.takeUrgent());
+    // Damage the storage finds by itself (a background check of its files) stops the node like damage under a read.
+    options.storage?.onDamage?.((err) => host.fatal(err));
     options.transport.onReceive((from, m) => {
       if (host.flushingBytes + host.collector.pendingWriteBytes > MAX_UNFLUSHED_WRITE_BYTES) {
         host.stats.droppedMessages += 1;
@@ -83,7 +85,14 @@ export class NodeHost<M, T> {
   /** Runs one step of the role (a client call, say) and flushes its effects. */
   input(step: (role: ProtocolNode<M, T>) => void): void {
     if (this.closed || this.role === undefined) return;
-    step(this.role);
+    try {
+      step(this.role);
+    } catch (err) {
+      // Damaged storage under a read: the role stopped half-way and must not take another step.
+      if (!(err instanceof StorageCorruptionError)) throw err;
+      this.fatal(err);
+      return;
+    }
     this.sendAll(this.collector.takeUrgent());
     this.queueFlush();
   }
@@ -141,7 +150,11 @@ export class NodeHost<M, T> {
   private startScan(storage: Storage, request: ScanRequest): void {
     storage.scan(request).then(
       (result) => this.input((r) => r.onScanned?.(request, result)),
-      () => this.input((r) => r.onScanned?.(request, undefined)),
+      (err: unknown) => {
+        // A lost snapshot is the role's to handle; damaged data under it is not.
+        if (err instanceof StorageCorruptionError) this.fatal(err);
+        else this.input((r) => r.onScanned?.(request, undefined));
+      },
     );
   }
 

@@ -8,16 +8,24 @@
 // Reads: getSync (LevelDB's block cache, sized by BLOCK_CACHE_BYTES) for
 // point reads; scans read from explicit LevelDB snapshots.
 //
+// Corruption is an error, never a silent drop: every value carries a checksum
+// of its space, key and bytes (value-checksum.ts), verified on every read;
+// LevelDB's own read errors, the damage its recovery skipped at open
+// (leveldb-recovery-check.ts) and damaged table blocks, found by a background
+// pass over every table (table-scrubber.ts), become a StorageCorruptionError
+// naming the folder.
+//
 // Same observable behaviour as MemoryStorage (test/storage-contract.ts):
 // spaces by name and keys in byte order; values never alias caller buffers; a
 // write to a space it was not opened with is an Error and applies nothing.
+import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { ClassicLevel, type BatchOperation } from 'classic-level';
 import { assert, assertNever } from '../core/assert.js';
 import {
   checkSpaceNames,
+  type CorruptionSite,
   checkWriteKeys,
-  copyWrite,
   entryBytes,
   prefixEnd,
   splitSteps,
@@ -25,9 +33,13 @@ import {
   type ScanResult,
   type Storage,
   type StorageWrite,
+  StorageCorruptionError,
   type StoredState,
   unknownSpaceError,
 } from '../core/storage.js';
+import { checkBeforeOpen, ignoredDamage, markCorrupted } from './leveldb-recovery-check.js';
+import { liveTables, type ScrubDamage, TableScrubber } from './table-scrubber.js';
+import { CHECKSUM_BYTES, seal, spaceSeed, unseal } from './value-checksum.js';
 
 /**
  * LevelDB's block cache: hot state blocks stay decompressed in memory (off
@@ -37,7 +49,13 @@ import {
 export const BLOCK_CACHE_BYTES = 32 * 1024 * 1024;
 
 type Db = ClassicLevel<string, Uint8Array>;
-type Sublevel = ReturnType<typeof openSublevel>;
+
+interface Space {
+  readonly name: string;
+  readonly sublevel: ReturnType<typeof openSublevel>;
+  /** The CRC of the space's name, where every value's checksum starts. */
+  readonly seed: number;
+}
 
 // A root key outside every sublevel (their keys start with '!'), deleted by a
 // synced write after the batch: that syncs LevelDB's log, and so every write
@@ -46,15 +64,31 @@ const SYNC_MARKER_KEY = '~sync';
 
 export class LevelStorage implements Storage {
   private readonly snapshots = new Map<number, LevelSnapshot>();
+  /** The background check of every table block, started at open. */
+  private readonly scrubber: TableScrubber;
+  /** Damage the scrubber found: every call throws it from then on. */
+  private damage: StorageCorruptionError | undefined;
+  private readonly damageListeners: Array<(err: StorageCorruptionError) => void> = [];
 
   private constructor(
+    private readonly dir: string,
     private readonly db: Db,
-    private readonly spaces: ReadonlyMap<string, Sublevel>,
-  ) {}
+    private readonly spaces: ReadonlyMap<string, Space>,
+  ) {
+    this.scrubber = new TableScrubber(dir, liveTables(db.getProperty('leveldb.sstables')));
+    void this.scrubber.done.then((found) => {
+      if (found !== undefined) this.damaged(found);
+    });
+  }
 
-  /** Opens (creating if missing) the LevelDB at `dir`. Fails if another process or instance holds it. */
+  /**
+   * Opens (creating if missing) the LevelDB at `dir`. Fails if another process
+   * or instance holds it, and with a StorageCorruptionError if its files are
+   * damaged or missing.
+   */
   static async open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
     checkSpaceNames(spaces);
+    checkBeforeOpen(dir);
     const db: Db = new ClassicLevel<string, Uint8Array>(dir, {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
@@ -63,30 +97,50 @@ export class LevelStorage implements Storage {
     try {
       await db.open();
     } catch (error) {
+      if (isCorruption(error)) throw new StorageCorruptionError(`LevelDB cannot open it: ${describe(error)}`, { path: dir }, { cause: error });
       throw new Error(`cannot open LevelDB storage in ${dir}: ${describe(error)}`, { cause: error });
     }
-    const sublevels = new Map<string, Sublevel>();
-    for (const name of spaces) sublevels.set(name, openSublevel(db, name));
-    return new LevelStorage(db, sublevels);
+    const damage = ignoredDamage(dir);
+    if (damage.length > 0) {
+      const what = `LevelDB skipped damaged data while opening it (from ${join(dir, 'LOG')}): ${damage.join(' | ')}`;
+      markCorrupted(dir, what);
+      await db.close();
+      throw new StorageCorruptionError(what, { path: dir });
+    }
+    const opened = new Map<string, Space>();
+    for (const name of spaces) opened.set(name, { name, sublevel: openSublevel(db, name), seed: spaceSeed(name) });
+    // A new sublevel opens on a later tick; getSync cannot wait for it.
+    await Promise.all([...opened.values()].map((s) => s.sublevel.open()));
+    return new LevelStorage(dir, db, opened);
   }
 
   getSync(space: string, key: string): Uint8Array | undefined {
-    const value = this.sublevel(space).getSync(key);
-    // 'view' values come back as Buffers (maybe over a shared pool): hand out plain copies.
-    return value === undefined ? undefined : new Uint8Array(value);
+    this.checkIntact();
+    const s = this.space(space);
+    let stored: Uint8Array | undefined;
+    try {
+      stored = s.sublevel.getSync(key);
+    } catch (error) {
+      throw this.readError(error, { space, key });
+    }
+    return stored === undefined ? undefined : this.unseal(s, key, stored);
   }
 
   async loadSpaces(names: readonly string[]): Promise<StoredState> {
+    this.checkIntact();
     const state = new Map<string, Map<string, Uint8Array>>();
     // One explicit snapshot, so all spaces are read as of the same instant.
     const snapshot = this.db.snapshot();
     try {
       for (const name of [...names].sort()) {
-        const space = new Map<string, Uint8Array>();
-        for await (const [key, value] of this.sublevel(name).iterator({ snapshot })) {
-          space.set(key, new Uint8Array(value));
+        const s = this.space(name);
+        const values = new Map<string, Uint8Array>();
+        try {
+          for await (const [key, stored] of s.sublevel.iterator({ snapshot })) values.set(key, this.unseal(s, key, stored));
+        } catch (error) {
+          throw this.readError(error, { space: name });
         }
-        if (space.size > 0) state.set(name, space);
+        if (values.size > 0) state.set(name, values);
       }
     } finally {
       await snapshot.close();
@@ -95,19 +149,27 @@ export class LevelStorage implements Storage {
   }
 
   async scan(request: ScanRequest): Promise<ScanResult> {
+    this.checkIntact();
     const snapshot = this.snapshots.get(request.snapshot);
     if (snapshot === undefined) throw new Error(`unknown snapshot ${request.snapshot}`);
     const range = request.lt === undefined ? { gte: request.gte } : { gte: request.gte, lt: request.lt };
-    const it = this.sublevel(request.space).iterator({ ...range, snapshot });
+    const s = this.space(request.space);
+    const it = s.sublevel.iterator({ ...range, snapshot });
     const entries: Array<readonly [string, Uint8Array]> = [];
     let bytes = 0;
     try {
       for (;;) {
-        const got = await it.next();
+        let got: [string, Uint8Array] | undefined;
+        try {
+          got = await it.next();
+        } catch (error) {
+          throw this.readError(error, { space: request.space });
+        }
         if (got === undefined) return { entries, next: undefined };
-        const [key, value] = got;
+        const [key, stored] = got;
         if (entries.length > 0 && bytes >= request.maxBytes) return { entries, next: key };
-        entries.push([key, new Uint8Array(value)]);
+        const value = this.unseal(s, key, stored);
+        entries.push([key, value]);
         bytes += entryBytes(key, value);
       }
     } finally {
@@ -123,52 +185,108 @@ export class LevelStorage implements Storage {
   }
 
   async write(writes: readonly StorageWrite[], options: { readonly sync: boolean }): Promise<void> {
-    const steps = splitSteps(writes);
+    this.checkIntact();
     // Every check before any step is applied: a bad write changes nothing.
     for (const w of writes) {
-      if (w.op !== 'snapshot') this.sublevel(w.space);
+      if (w.op !== 'snapshot') this.space(w.space);
       checkWriteKeys(w);
     }
-    // Steps after the first are handed to LevelDB after an await: keep private copies of their values.
-    const owned = steps.map((step, i) => (i === 0 ? step : step.map(copyWrite)));
-    for (const step of owned) {
-      const first = step[0];
-      assert(first !== undefined);
-      if (first.op === 'snapshot') {
-        this.snapshots.set(first.id, this.db.snapshot());
-      } else if (first.op === 'clear') {
-        const range = first.prefix === '' ? {} : { gte: first.prefix, lt: prefixEnd(first.prefix) };
-        await this.sublevel(first.space).clear(range);
-      } else {
-        // No options argument: abstract-level copies a batch's options into every
-        // operation, which made a batch of hundreds of writes 3-4x slower (measured).
-        await this.db.batch(step.map((w) => this.toBatchOp(w)));
+    // Prepared before the first await: sealing copies each value, so the caller may reuse its buffers at once.
+    const steps = splitSteps(writes).map((step) => this.prepare(step));
+    for (const step of steps) {
+      switch (step.kind) {
+        case 'snapshot':
+          this.snapshots.set(step.id, this.db.snapshot());
+          break;
+        case 'clear':
+          await step.space.sublevel.clear(step.prefix === '' ? {} : { gte: step.prefix, lt: prefixEnd(step.prefix) });
+          break;
+        case 'batch':
+          // No options argument: abstract-level copies a batch's options into every
+          // operation, which made a batch of hundreds of writes 3-4x slower (measured).
+          await this.db.batch(step.ops);
+          break;
+        default:
+          assertNever(step, 'prepared step');
       }
     }
     // LevelDB syncs its log in order: one tiny synced write makes every step above durable.
     if (options.sync) await this.db.del(SYNC_MARKER_KEY, { sync: true });
   }
 
+  onDamage(listener: (err: StorageCorruptionError) => void): void {
+    this.damageListeners.push(listener);
+    if (this.damage !== undefined) listener(this.damage);
+  }
+
+  /** Resolves once the background check of every table at open has passed; rejects with the damage it found. */
+  async tablesChecked(): Promise<void> {
+    await this.scrubber.done;
+    this.checkIntact();
+  }
+
   /** Idempotent. */
   async close(): Promise<void> {
+    await this.scrubber.stop();
     for (const id of [...this.snapshots.keys()]) this.releaseSnapshot(id);
     await this.db.close();
   }
 
-  private sublevel(space: string): Sublevel {
-    const sublevel = this.spaces.get(space);
-    if (sublevel === undefined) throw unknownSpaceError(space, this.spaces.keys());
-    return sublevel;
+  private checkIntact(): void {
+    if (this.damage !== undefined) throw this.damage;
+  }
+
+  private damaged(found: ScrubDamage): void {
+    const err = this.found(new StorageCorruptionError(`table ${found.file}: ${found.what}`, { path: this.dir }));
+    this.damage = err;
+    for (const listener of this.damageListeners) listener(err);
+  }
+
+  private space(name: string): Space {
+    const s = this.spaces.get(name);
+    if (s === undefined) throw unknownSpaceError(name, this.spaces.keys());
+    return s;
+  }
+
+  /** The value stored under `key`, checked against its checksum. */
+  private unseal(s: Space, key: string, stored: Uint8Array): Uint8Array {
+    const value = unseal(s.seed, key, stored);
+    if (value === undefined) {
+      const what = stored.length < CHECKSUM_BYTES ? `a ${stored.length}-byte value, too short to hold its checksum` : 'checksum mismatch';
+      throw this.found(new StorageCorruptionError(what, { path: this.dir, space: s.name, key }));
+    }
+    return value;
+  }
+
+  /** A LevelDB read error: corruption it detected becomes a StorageCorruptionError. */
+  private readError(error: unknown, site: Omit<CorruptionSite, 'path'>): unknown {
+    if (!isCorruption(error)) return error;
+    return this.found(new StorageCorruptionError(`LevelDB cannot read it: ${describe(error)}`, { path: this.dir, ...site }, { cause: error }));
+  }
+
+  /** Damage a read found: written down, so that later starts refuse the folder too. */
+  private found(err: StorageCorruptionError): StorageCorruptionError {
+    markCorrupted(this.dir, err.summary);
+    return err;
+  }
+
+  /** One step of splitSteps() as LevelDB will run it. */
+  private prepare(step: readonly StorageWrite[]): PreparedStep {
+    const first = step[0];
+    assert(first !== undefined);
+    if (first.op === 'snapshot') return { kind: 'snapshot', id: first.id };
+    if (first.op === 'clear') return { kind: 'clear', space: this.space(first.space), prefix: first.prefix };
+    return { kind: 'batch', ops: step.map((w) => this.toBatchOp(w)) };
   }
 
   private toBatchOp(w: StorageWrite): BatchOp {
     switch (w.op) {
-      case 'put':
-        // No copy needed: classic-level copies the bytes into its WriteBatch
-        // synchronously, before write() returns (the contract tests pin this).
-        return { type: 'put', sublevel: this.sublevel(w.space), key: w.key, value: w.value };
+      case 'put': {
+        const s = this.space(w.space);
+        return { type: 'put', sublevel: s.sublevel, key: w.key, value: seal(s.seed, w.key, w.value) };
+      }
       case 'del':
-        return { type: 'del', sublevel: this.sublevel(w.space), key: w.key };
+        return { type: 'del', sublevel: this.space(w.space).sublevel, key: w.key };
       case 'clear':
       case 'snapshot':
         throw new Error(`${w.op} is not a batch operation`);
@@ -184,7 +302,21 @@ function openSublevel(db: Db, name: string) {
 }
 
 type BatchOp = BatchOperation<Db, string, Uint8Array>;
+type PreparedStep =
+  | { readonly kind: 'batch'; readonly ops: BatchOp[] }
+  | { readonly kind: 'clear'; readonly space: Space; readonly prefix: string }
+  | { readonly kind: 'snapshot'; readonly id: number };
 type LevelSnapshot = ReturnType<Db['snapshot']>;
+
+/** Whether LevelDB reported damaged data (LEVEL_CORRUPTION), at this level or in a cause. */
+function isCorruption(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    if ('code' in current && current.code === 'LEVEL_CORRUPTION') return true;
+    current = current.cause;
+  }
+  return false;
+}
 
 /** The message of an error and of its causes, with their codes (e.g. LEVEL_LOCKED). */
 function describe(error: unknown): string {

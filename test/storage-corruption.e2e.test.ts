@@ -1,0 +1,125 @@
+// Real processes (issue 7, verified storage): `shardpax server` on a damaged
+// data folder stops with one clear line naming the folder and `--rebuild`,
+// whether the damage is found when it starts (a damaged write-ahead log), by
+// a read (a stored value that fails its checksum), or by the background check
+// of every table block (a flipped byte in a table); a client never gets
+// damaged bytes.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assert } from '../src/core/assert.js';
+import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
+import { connect } from '../src/client/db.js';
+
+let cluster: LocalCluster | undefined;
+let dir: string | undefined;
+
+afterAll(async () => {
+  await cluster?.stop();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+/** Exit messages of nodes that stopped by themselves, in order. */
+const exits: string[] = [];
+
+/** Waits until node `id` exits by itself (code 1); the last lines of its log. */
+async function exitOf(c: LocalCluster, id: string, timeoutMs: number): Promise<string> {
+  const start = performance.now();
+  for (;;) {
+    const exit = exits.find((m) => m.startsWith(`node ${id} `));
+    if (exit !== undefined) {
+      expect(exit).toMatch(/exited \(code 1\)/);
+      break;
+    }
+    if (performance.now() - start > timeoutMs) throw new Error(`node ${id} still runs after ${timeoutMs} ms:\n${c.logTails(20)}`);
+    await sleep(100);
+  }
+  c.crashed = undefined; // expected: awaitLeader may go on with the others
+  return (await readFile(c.logOf(id), 'utf8')).trimEnd().split('\n').slice(-5).join('\n');
+}
+
+/** Flips one byte of `file` at `offset`. */
+async function flip(file: string, offset: number): Promise<void> {
+  const bytes = await readFile(file);
+  bytes[offset] = (bytes[offset] ?? 0) ^ 0x5a;
+  await writeFile(file, bytes);
+}
+
+describe('shardpax server on damaged storage', () => {
+  it('stops with a clear refusal: at start, at the read that finds it, or when the table check does', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shardpax-corrupt-e2e-'));
+    const { cluster: c } = await LocalCluster.create({ dir, replicas: 3 });
+    cluster = c;
+    const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((n) => join(dir ?? '', n));
+    assert(n1 !== undefined && n2 !== undefined && n3 !== undefined);
+    const victim = randomBytes(1024);
+
+    c.startAll();
+    await c.awaitLeader(20_000);
+    let db = await connect({ cluster: c.file, timeoutMs: 10_000 });
+    for (let i = 0; i < 20; i++) await db.put(`k${i}`, `value ${i}`);
+    await db.put('victim', victim);
+    await db.close();
+    await c.stop();
+
+    // n1: a byte in the middle of its write-ahead log, which holds every write of that run.
+    const logs = (await readdir(n1)).filter((f) => f.endsWith('.log'));
+    expect(logs).toHaveLength(1);
+    const log = join(n1, logs[0] ?? '');
+    const size = (await readFile(log)).length;
+    expect(size, `a write-ahead log with records in ${n1}`).toBeGreaterThan(10_000);
+    await flip(log, Math.floor(size / 2));
+
+    // n2: the victim's stored value changed through LevelDB itself: its files stay sound, only the value's checksum can tell.
+    const raw = new ClassicLevel<string, Uint8Array>(n2, { valueEncoding: 'view' });
+    await raw.open();
+    const stored = await raw.get('!state!k/victim');
+    expect(stored, 'the victim under its state key').toBeDefined();
+    const damaged = new Uint8Array(stored ?? []);
+    damaged[damaged.length - 100] = (damaged[damaged.length - 100] ?? 0) ^ 1;
+    await raw.put('!state!k/victim', damaged);
+    await raw.close();
+
+    ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
+    const c2 = cluster;
+    c2.onCrash = (message) => exits.push(message);
+    c2.startAll();
+    // n1 refuses to start: LevelDB dropped part of its log.
+    const n1Says = await exitOf(c2, 'n1', 20_000);
+    expect(n1Says).toContain(`node n1 (data folder ${n1}) stopped: corrupted storage in ${n1}`);
+    expect(n1Says).toMatch(/dropping \d+ bytes/);
+    expect(n1Says).toContain('shardpax server --rebuild');
+
+    // n2 starts and stops at the first read of the damaged value (every replica applies a read).
+    await c2.awaitLeader(20_000);
+    db = await connect({ cluster: c2.file, timeoutMs: 5_000 });
+    try {
+      const got = await Promise.race([db.get('victim').catch(() => undefined), exitOf(c2, 'n2', 20_000).then(() => undefined)]);
+      if (got !== undefined) expect(Buffer.from(got).equals(victim)).toBe(true); // never the damaged bytes
+      const n2Says = await exitOf(c2, 'n2', 20_000);
+      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "state", key "k/victim": checksum mismatch`);
+      expect(n2Says).toContain('shardpax server --rebuild');
+    } finally {
+      await db.close();
+    }
+    await c2.stop();
+
+    // n3: a byte in a table (its last run's log became one at its start); the background table check finds it.
+    const tables = (await readdir(n3)).filter((f) => f.endsWith('.ldb'));
+    expect(tables.length).toBeGreaterThan(0);
+    const table = join(n3, tables[0] ?? '');
+    await flip(table, Math.floor((await readFile(table)).length / 3));
+    ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
+    const c3 = cluster;
+    c3.onCrash = (message) => exits.push(message);
+    exits.length = 0;
+    c3.start('n3');
+    const n3Says = await exitOf(c3, 'n3', 20_000);
+    expect(n3Says).toContain(`node n3 (data folder ${n3}) stopped: corrupted storage in ${n3}: table ${table}`);
+    expect(n3Says).toContain('checksum mismatch');
+    expect(n3Says).toContain('shardpax server --rebuild');
+  }, 120_000);
+});
