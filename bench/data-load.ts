@@ -1148,7 +1148,7 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
     ctx.leaders.forget(follower);
     rmSync(dir, { recursive: true, force: true });
     t0 = now();
-    cluster.start(follower);
+    cluster.start(follower, { rebuild: true }); // a node that lost its data may start only this way
     sampler.start();
     let previousLeaderApplied: number | undefined;
     while (!ctx.aborted) {

@@ -20,7 +20,8 @@ import {
 } from 'shardpax';
 import { freePort } from '../src/cli/local-cluster.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadClusterConfig } from '../src/runtime/cluster-config.js';
+import { findNode, loadClusterConfig } from '../src/runtime/cluster-config.js';
+import { initNodeStorage } from '../src/server/node-storage.js';
 import { type ServerNode, startServerNode } from '../src/server/server-node.js';
 
 const dirs: string[] = [];
@@ -58,7 +59,9 @@ async function startSingleNode(): Promise<{ node: ServerNode; file: string }> {
   const file = join(dir, 'cluster.json');
   const address = `127.0.0.1:${await freePort()}`;
   writeFileSync(file, JSON.stringify({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address, dataDir: 'n1' }] }] }));
-  const node = await startServerNode(loadClusterConfig(file), 'n1');
+  const cluster = loadClusterConfig(file);
+  await initNodeStorage(cluster, findNode(cluster, 'n1').node);
+  const node = await startServerNode(cluster, 'n1');
   const deadline = Date.now() + 5_000;
   while (!node.status().leader) {
     if (Date.now() > deadline) {

@@ -4,6 +4,7 @@ import { fetchStatus, type NodeStatus } from '../client/admin.js';
 import { connect, type Db } from '../client/db.js';
 import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { runDev } from './dev.js';
+import { runInit } from './init.js';
 import { runServer } from './server.js';
 
 const DEFAULT_CLUSTER = 'data/cluster.json';
@@ -22,7 +23,16 @@ program
   .description('run one node of a cluster')
   .requiredOption('--cluster <file>', 'cluster file')
   .requiredOption('--node <id>', 'which node of the cluster file this is')
-  .action((o: { cluster: string; node: string }) => runServer(o.cluster, o.node));
+  .option('--rebuild', 'the node lost its data: move its data folder aside, start on a fresh store and catch up from its peers')
+  .action((o: { cluster: string; node: string; rebuild?: boolean }) => runServer(o.cluster, o.node, o.rebuild === true));
+
+program
+  .command('init')
+  .description("create a new node's storage (its data folder must be missing or empty)")
+  .requiredOption('--cluster <file>', 'cluster file')
+  .option('--node <id>', 'the node whose storage to create')
+  .option('--all', 'create the storage of every node in the cluster file')
+  .action((o: { cluster: string; node?: string; all?: boolean }) => runInit(o));
 
 program
   .command('dev')

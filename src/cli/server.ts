@@ -1,13 +1,17 @@
 // `shardpax server`: runs one node of a cluster file until SIGTERM/SIGINT.
+// It refuses storage that is missing, empty, damaged or not its own (a
+// StorageRefusedError, exit code 1); `--rebuild` replaces it with a fresh store.
 import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { parseTuning, startServerNode } from '../server/server-node.js';
 
-export async function runServer(clusterPath: string, id: string): Promise<void> {
+export async function runServer(clusterPath: string, id: string, rebuild: boolean): Promise<void> {
   const cluster = loadClusterConfig(clusterPath);
   // SHARDPAX_TUNING: a JSON object of numeric tuning knobs (tests shorten the log tail with it).
-  const node = await startServerNode(cluster, id, parseTuning(process.env.SHARDPAX_TUNING));
+  const node = await startServerNode(cluster, id, { tuning: parseTuning(process.env.SHARDPAX_TUNING), rebuild });
   const s = node.status();
-  console.log(`node ${s.node} of group ${s.group} serving on ${s.address} (pid ${process.pid})`);
+  if (node.movedAside !== undefined) console.log(`node ${s.node}: the old data folder was moved to ${node.movedAside}`);
+  const mode = node.rebuilding ? ', rebuilding its storage from its peers' : '';
+  console.log(`node ${s.node} of group ${s.group} (cluster ${cluster.clusterId}) serving on ${s.address} (pid ${process.pid})${mode}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -29,7 +29,8 @@ export class ClusterConfigError extends Error {
   override readonly name = 'ClusterConfigError';
 }
 
-const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
+/** What a cluster id may be (it travels as gRPC metadata text). */
+export const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
 const ADDRESS = /^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
 
 export function loadClusterConfig(path: string): ClusterConfig {

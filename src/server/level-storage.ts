@@ -11,6 +11,11 @@
 // Same observable behaviour as MemoryStorage (test/storage-contract.ts):
 // spaces by name and keys in byte order; values never alias caller buffers; a
 // write to a space it was not opened with is an Error and applies nothing.
+//
+// Only `create` makes a new store; `open` refuses a missing one (LevelDB's
+// createIfMissing would turn a lost folder or a deleted CURRENT into a silent
+// empty store). One root key outside every space holds the node's identity
+// record (node-identity.ts), written by `create`'s caller.
 import { inspect } from 'node:util';
 import { ClassicLevel, type BatchOperation } from 'classic-level';
 import { assert, assertNever } from '../core/assert.js';
@@ -43,6 +48,20 @@ type Sublevel = ReturnType<typeof openSublevel>;
 // synced write after the batch: that syncs LevelDB's log, and so every write
 // before it, without passing options to the batch itself (see write()).
 const SYNC_MARKER_KEY = '~sync';
+// A root key outside every sublevel: no space write or clear can touch it.
+const IDENTITY_KEY = '~identity';
+
+/** LevelDB would not open a store; `locked`: another process or instance holds it. */
+export class StorageOpenError extends Error {
+  override readonly name = 'StorageOpenError';
+  constructor(
+    message: string,
+    readonly locked: boolean,
+    options: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
 
 export class LevelStorage implements Storage {
   private readonly snapshots = new Map<number, LevelSnapshot>();
@@ -52,18 +71,38 @@ export class LevelStorage implements Storage {
     private readonly spaces: ReadonlyMap<string, Sublevel>,
   ) {}
 
-  /** Opens (creating if missing) the LevelDB at `dir`. Fails if another process or instance holds it. */
-  static async open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
+  /**
+   * Opens the existing LevelDB at `dir`. A StorageOpenError when there is
+   * none (a missing or empty folder, a missing CURRENT file), when it is
+   * damaged, or when another process or instance holds it.
+   */
+  static open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
+    return LevelStorage.openDb(dir, spaces, { createIfMissing: false });
+  }
+
+  /** Creates a new LevelDB at `dir` (its parent must exist); a StorageOpenError if one is there already. */
+  static create(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
+    return LevelStorage.openDb(dir, spaces, { createIfMissing: true, errorIfExists: true });
+  }
+
+  private static async openDb(
+    dir: string,
+    spaces: readonly string[],
+    mode: { readonly createIfMissing: boolean; readonly errorIfExists?: boolean },
+  ): Promise<LevelStorage> {
     checkSpaceNames(spaces);
     const db: Db = new ClassicLevel<string, Uint8Array>(dir, {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
       cacheSize: BLOCK_CACHE_BYTES,
+      ...mode,
     });
     try {
       await db.open();
     } catch (error) {
-      throw new Error(`cannot open LevelDB storage in ${dir}: ${describe(error)}`, { cause: error });
+      throw new StorageOpenError(`cannot open LevelDB storage in ${dir}: ${describe(error)}`, hasCode(error, 'LEVEL_LOCKED'), {
+        cause: error,
+      });
     }
     const sublevels = new Map<string, Sublevel>();
     for (const name of spaces) sublevels.set(name, openSublevel(db, name));
@@ -149,6 +188,17 @@ export class LevelStorage implements Storage {
     if (options.sync) await this.db.del(SYNC_MARKER_KEY, { sync: true });
   }
 
+  /** The identity record's bytes (node-identity.ts), or undefined when the store has none. */
+  readIdentity(): Uint8Array | undefined {
+    const value = this.db.getSync(IDENTITY_KEY);
+    return value === undefined ? undefined : new Uint8Array(value);
+  }
+
+  /** Replaces the identity record, synced. */
+  async writeIdentity(value: Uint8Array): Promise<void> {
+    await this.db.put(IDENTITY_KEY, value, { sync: true });
+  }
+
   /** Idempotent. */
   async close(): Promise<void> {
     for (const id of [...this.snapshots.keys()]) this.releaseSnapshot(id);
@@ -185,6 +235,16 @@ function openSublevel(db: Db, name: string) {
 
 type BatchOp = BatchOperation<Db, string, Uint8Array>;
 type LevelSnapshot = ReturnType<Db['snapshot']>;
+
+/** Whether `error` or one of its causes has this code. */
+function hasCode(error: unknown, code: string): boolean {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    if ('code' in current && current.code === code) return true;
+    current = current.cause;
+  }
+  return false;
+}
 
 /** The message of an error and of its causes, with their codes (e.g. LEVEL_LOCKED). */
 function describe(error: unknown): string {

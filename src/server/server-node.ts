@@ -1,6 +1,8 @@
 // One server process's node: a KV group server (Paxos hosting the KV application),
 // wired to LevelDB (its data folder) and gRPC (peer stream, client and admin
-// services on one port).
+// services on one port). It runs only on storage whose identity record names
+// this node of this cluster (node-storage.ts), or on a fresh store made by
+// `rebuild`.
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
 import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
@@ -17,7 +19,7 @@ import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
 import { GrpcTransport } from './grpc-transport.js';
-import { LevelStorage } from './level-storage.js';
+import { openNodeStorage, rebuildNodeStorage } from './node-storage.js';
 import { NodeHost } from '../runtime/node-host.js';
 
 export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING & typeof DEFAULT_GROUP_TUNING;
@@ -44,20 +46,38 @@ export function parseTuning(json: string | undefined): Partial<PaxosTuning> {
   return tuning;
 }
 
+export interface ServerNodeOptions {
+  readonly tuning?: Partial<PaxosTuning>;
+  /**
+   * Replace the node's storage with a fresh one (the old folder is moved
+   * aside) and rejoin in rebuild mode: for a node that lost its data.
+   */
+  readonly rebuild: boolean;
+}
+
 export interface ServerNode {
   readonly id: NodeId;
+  /** In rebuild mode: started with `rebuild`, or its storage is still marked rebuilding from such a start. */
+  readonly rebuilding: boolean;
+  /** Where `rebuild` moved the old data folder; undefined when there was none to move. */
+  readonly movedAside: string | undefined;
   status(): NodeStatus;
   close(): Promise<void>;
 }
 
+/** Starts a node; a StorageRefusedError when its storage is missing, empty, damaged or not its own. */
 export async function startServerNode(
   cluster: ClusterConfig,
   id: string,
-  tuning: Partial<PaxosTuning> = {},
+  options: ServerNodeOptions = { rebuild: false },
 ): Promise<ServerNode> {
   const { group, node } = findNode(cluster, id);
   const members = group.nodes.map((n) => n.id);
-  const storage = await LevelStorage.open(node.dataDir, GROUP_SPACES);
+  const opened = options.rebuild
+    ? await rebuildNodeStorage(cluster, node, GROUP_SPACES)
+    : { ...(await openNodeStorage(cluster, node, GROUP_SPACES)), movedTo: undefined };
+  const { storage, identity } = opened;
+  const rebuilding = identity.rebuilding;
   let server: KvGroupServer | undefined;
   const status = (): NodeStatus => {
     if (server === undefined) throw new Error('node not started');
@@ -103,16 +123,20 @@ export async function startServerNode(
   const host = await NodeHost.start<GroupMessage, GroupTimer>({
     id: node.id,
     factory: (env, stored) =>
+      // REBUILD HOOK (issue 7, Paxos half — the lead engineer's): hand `rebuilding` to the group
+      // server here, so the node runs as a non-voting member until it has seen a full Paxos
+      // instance begun after the rebuild; once it may vote again, it clears the mark with
+      // storage.writeIdentity({ ...identity, rebuilding: false }). Until then a rebuilt node votes.
       (server = new KvGroupServer(
         env,
-        { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...tuning, self: node.id, members },
+        { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...options.tuning, self: node.id, members },
         stored,
       )),
     storage,
     preload: GROUP_PRELOAD,
     transport: gateway,
   });
-  return { id: node.id, status, close: () => host.close() };
+  return { id: node.id, rebuilding, movedAside: opened.movedTo, status, close: () => host.close() };
 }
 
 function adminService(status: () => NodeStatus): grpc.UntypedServiceImplementation {
