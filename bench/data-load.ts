@@ -1311,7 +1311,7 @@ async function phaseStalled(b: Bench, ctx: PhaseContext): Promise<string[]> {
   try {
     for (let i = 0; i < o.stalledReaders; i++) {
       const node = o.stalledTarget === 'leader' ? leader : (cluster.nodes[i % cluster.nodes.length]?.id ?? leader);
-      readers.push(await StalledReader.open(addressOf(node), o.stalledMode, o.stalledCalls, 10_000));
+      readers.push(await StalledReader.open(addressOf(node), cluster.clusterId, o.stalledMode, o.stalledCalls, 10_000));
     }
     for (const r of readers) r.stall(STALL_KEY);
     stalled = await normalRun(b, ctx, 'stalled', o.stalledSeconds, () => {

@@ -129,11 +129,11 @@ export class LocalCluster {
     await gone;
   }
 
-  /** Node `id`'s status if its own child answers (another process on its port is ignored). */
+  /** Node `id`'s status if its own child answers (another cluster's node is refused, another process's pid ignored). */
   async status(id: string, timeoutMs = 1_000): Promise<NodeStatus | undefined> {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`no node ${id}`);
-    const s = await fetchStatus(n.address, timeoutMs).catch(() => undefined);
+    const s = await fetchStatus(n.address, timeoutMs, this.clusterId).catch(() => undefined);
     return s !== undefined && s.pid === this.procs.get(id)?.pid ? s : undefined;
   }
 

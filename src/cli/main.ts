@@ -98,7 +98,7 @@ program
     const rows = await Promise.all(
       nodes.map(async (n) => {
         try {
-          return { reachable: true as const, ...(await fetchStatus(n.address, 2_000)) };
+          return { reachable: true as const, ...(await fetchStatus(n.address, 2_000, cluster.clusterId)) };
         } catch (err) {
           return { node: n.id, group: n.group, address: n.address, reachable: false as const, error: (err as Error).message };
         }

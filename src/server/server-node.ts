@@ -19,6 +19,7 @@ import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
 import { GrpcTransport } from './grpc-transport.js';
+import { clusterRefusal } from './cluster-guard.js';
 import { openNodeStorage, rebuildNodeStorage } from './node-storage.js';
 import { NodeHost } from '../runtime/node-host.js';
 
@@ -106,15 +107,16 @@ export async function startServerNode(
       transferSource: receiver.source() ?? '',
       transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
       servingTransfers: sender.servingCount(),
+      clusterId: cluster.clusterId,
     };
   };
-  const gateway = await ClientGateway.start((kv) =>
+  const gateway = await ClientGateway.start(cluster.clusterId, (kv) =>
     GrpcTransport.start<GroupMessage>({
       self: node.id,
       listen: node.address,
       peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
       codec: groupWireCodec,
-      services: [{ definition: AdminServiceService, implementation: adminService(status) }, kv],
+      services: [{ definition: AdminServiceService, implementation: adminService(cluster.clusterId, status) }, kv],
     }),
   ).catch(async (err: unknown) => {
     await storage.close();
@@ -139,9 +141,14 @@ export async function startServerNode(
   return { id: node.id, rebuilding, movedAside: opened.movedTo, status, close: () => host.close() };
 }
 
-function adminService(status: () => NodeStatus): grpc.UntypedServiceImplementation {
+function adminService(clusterId: string, status: () => NodeStatus): grpc.UntypedServiceImplementation {
   return {
-    status: (_call: grpc.ServerUnaryCall<unknown, NodeStatus>, callback: grpc.sendUnaryData<NodeStatus>) => {
+    status: (call: grpc.ServerUnaryCall<unknown, NodeStatus>, callback: grpc.sendUnaryData<NodeStatus>) => {
+      const wrongCluster = clusterRefusal(call.metadata, clusterId, false);
+      if (wrongCluster !== undefined) {
+        callback(wrongCluster);
+        return;
+      }
       try {
         callback(null, status());
       } catch (err) {
