@@ -1148,7 +1148,7 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
     ctx.leaders.forget(follower);
     rmSync(dir, { recursive: true, force: true });
     t0 = now();
-    cluster.start(follower);
+    cluster.start(follower, { rebuild: true }); // a node that lost its data may start only this way
     sampler.start();
     let previousLeaderApplied: number | undefined;
     while (!ctx.aborted) {
@@ -1311,7 +1311,7 @@ async function phaseStalled(b: Bench, ctx: PhaseContext): Promise<string[]> {
   try {
     for (let i = 0; i < o.stalledReaders; i++) {
       const node = o.stalledTarget === 'leader' ? leader : (cluster.nodes[i % cluster.nodes.length]?.id ?? leader);
-      readers.push(await StalledReader.open(addressOf(node), o.stalledMode, o.stalledCalls, 10_000));
+      readers.push(await StalledReader.open(addressOf(node), cluster.clusterId, o.stalledMode, o.stalledCalls, 10_000));
     }
     for (const r of readers) r.stall(STALL_KEY);
     stalled = await normalRun(b, ctx, 'stalled', o.stalledSeconds, () => {

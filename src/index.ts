@@ -8,6 +8,7 @@ export {
   OperationTimeoutError,
   SessionExpiredError,
   ShardpaxError,
+  WrongClusterError,
 } from './client/errors.js';
 export { ClusterConfigError } from './runtime/cluster-config.js';
 export { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './kv/limits.js';

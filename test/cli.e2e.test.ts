@@ -4,10 +4,15 @@
 // folder it still has the data. Then misuse (issue 7, finding 5): bytes that
 // are not UTF-8 in arguments, values too large for an argument, a write
 // without a quorum, and a cluster that is missing, unreachable or broken.
+// And `dev` is honest (issue 7): against occupied ports (another dev's, or
+// anyone's), a folder another dev runs on, a folder of another cluster or a
+// folder that is not a dev folder, or with servers that die at start, it says
+// so and exits non-zero without starting or writing anything (and never says
+// `ready`).
 import { randomBytes } from 'node:crypto';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,9 +33,14 @@ class Dev {
   stderr = '';
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
-  constructor(port: number) {
-    this.child = spawn(process.execPath, [BIN, 'dev', '--dir', dir, '--port', String(port), '--replicas', String(REPLICAS)], {
+  constructor(
+    port: number,
+    readonly folder = dir,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
+    this.child = spawn(process.execPath, [BIN, 'dev', '--dir', folder, '--port', String(port), '--replicas', String(REPLICAS)], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env,
     });
     spawned.push(this.child);
     this.child.stdout?.setEncoding('utf8').on('data', (s: string) => (this.stdout += s));
@@ -56,10 +66,10 @@ class Dev {
   }
 
   describe(): string {
-    const logs = existsSync(dir)
-      ? readdirSync(dir)
+    const logs = existsSync(this.folder)
+      ? readdirSync(this.folder)
           .filter((f) => f.endsWith('.log'))
-          .map((f) => `--- ${f}\n${readFileSync(join(dir, f), 'utf8').slice(-2_000)}`)
+          .map((f) => `--- ${f}\n${readFileSync(join(this.folder, f), 'utf8').slice(-2_000)}`)
       : [];
     return [`--- dev stdout\n${this.stdout}`, `--- dev stderr\n${this.stderr}`, ...logs].join('\n');
   }
@@ -235,6 +245,23 @@ describe('shardpax CLI against `shardpax dev`', () => {
     expect(new Set(nodes.map((n) => n.pid)).size).toBe(REPLICAS);
     expect(nodes.map((n) => n.pid)).not.toContain(dev.child.pid);
     for (const n of nodes) expect(alive(n.pid)).toBe(true);
+    expect(readyLine).toContain(`leader ${leader?.node ?? '?'}`);
+
+    // 3b. Issue 7's incident: a second dev on these ports (in a folder of its
+    // own) or on this folder refuses at once; the running cluster is untouched.
+    const elsewhere = join(mkdtempSync(join(tmpdir(), 'shardpax-cli-other-')), 'data');
+    const intruder = new Dev(port, elsewhere);
+    expect(await intruder.exit(20_000), intruder.describe()).toEqual({ code: 1, signal: null });
+    expect(intruder.stdout).not.toMatch(/^ready/m);
+    expect(intruder.stderr).toContain(`node n1: cannot listen on 127.0.0.1:${port} (EADDRINUSE): another process uses the port`);
+    expect(existsSync(elsewhere)).toBe(false); // no cluster file pointing at the other cluster
+    const twin = new Dev(port);
+    expect(await twin.exit(20_000), twin.describe()).toEqual({ code: 1, signal: null });
+    expect(twin.stdout).not.toMatch(/^ready/m);
+    expect(twin.stderr).toContain(`node n1: data folder ${join(dir, 'n1')} is in use by another process (is n1 already running?)`);
+    const still: unknown = JSON.parse((await cli(['status', '--json', '--cluster', file])).stdout);
+    const pids = (rows: unknown) => (Array.isArray(rows) ? rows.filter(isStatusRow).map((r) => `${r.node}:${r.pid}`).sort() : []);
+    expect(pids(still)).toEqual(pids(nodes));
 
     // 4. SIGTERM stops dev (exit 0) and its servers
     dev.child.kill('SIGTERM');
@@ -436,5 +463,68 @@ describe('a cluster that is missing, unreachable or broken', () => {
       expect(r.code, `shardpax ${k.args.join(' ')}: ${show(r)}`).toBe(1);
       for (const s of k.says) expect(r.stderr, `shardpax ${k.args.join(' ')}`).toContain(s);
     });
+  });
+});
+
+describe('shardpax dev refuses what is not its own', () => {
+  /** Runs a dev that must refuse: exit code 1, never `ready`; its stderr. */
+  async function refused(d: Dev): Promise<string> {
+    const ended = await d.exit(30_000);
+    expect(ended, d.describe()).toEqual({ code: 1, signal: null });
+    expect(d.stdout).not.toMatch(/^ready/m);
+    return d.stderr;
+  }
+
+  it('an occupied port: nothing is written or started', { timeout: 30_000 }, async () => {
+    const port = await freePortRange(REPLICAS);
+    const squatter: Server = createServer();
+    await new Promise<void>((r) => squatter.listen(port + 1, '127.0.0.1', r));
+    try {
+      const fresh = join(dir, 'occupied');
+      const stderr = await refused(new Dev(port, fresh));
+      expect(stderr).toContain(`cannot start a local cluster in ${fresh}`);
+      expect(stderr).toContain(`node n2: cannot listen on 127.0.0.1:${port + 1} (EADDRINUSE)`);
+      expect(stderr).not.toContain('node n1:');
+      expect(existsSync(fresh)).toBe(false);
+    } finally {
+      await new Promise((r) => squatter.close(r));
+    }
+  });
+
+  it("a folder whose nodes' storage belongs to another cluster, and a folder that is not a dev folder", { timeout: 30_000 }, async () => {
+    const port = await freePortRange(REPLICAS);
+    const foreign = join(dir, 'foreign');
+    mkdirSync(foreign);
+    const nodes = [1, 2, 3].map((i) => ({ id: `n${i}`, address: `127.0.0.1:${port + i - 1}`, dataDir: `n${i}` }));
+    // The node folders are another cluster's (made by `init` from its file) ...
+    const other = join(dir, 'other-cluster.json');
+    const otherNodes = nodes.map((n) => ({ ...n, dataDir: join(foreign, n.dataDir) }));
+    writeFileSync(other, JSON.stringify({ version: 1, clusterId: 'cluster-b', groups: [{ id: 1, nodes: otherNodes }] }));
+    expect(await cli(['init', '--cluster', other, '--all'])).toMatchObject({ code: 0 });
+    // ... but the folder's cluster.json names cluster-a.
+    const json = JSON.stringify({ version: 1, clusterId: 'cluster-a', groups: [{ id: 1, nodes }] });
+    writeFileSync(join(foreign, 'cluster.json'), json);
+    const stderr = await refused(new Dev(port, foreign));
+    for (const n of nodes) {
+      expect(stderr).toContain(`node ${n.id}: data folder ${join(foreign, n.id)} belongs to cluster cluster-b, but ${join(foreign, 'cluster.json')} is cluster cluster-a`);
+    }
+    expect(readFileSync(join(foreign, 'cluster.json'), 'utf8')).toBe(json);
+    expect(readdirSync(foreign).filter((f) => f.endsWith('.log'))).toEqual([]); // no server was started
+
+    const notDev = join(dir, 'not-dev');
+    mkdirSync(notDev);
+    writeFileSync(join(notDev, 'notes.txt'), 'mine');
+    expect(await refused(new Dev(port, notDev))).toContain('the folder holds files but no cluster.json');
+    expect(readdirSync(notDev)).toEqual(['notes.txt']);
+  });
+
+  it('servers that die at start: dev says which and why, stops the others, exits 1', { timeout: 40_000 }, async () => {
+    const port = await freePortRange(REPLICAS);
+    // Every server refuses this tuning and exits at start; dev's own checks pass.
+    const env = { ...process.env, SHARDPAX_TUNING: '{"noSuchKnob":1}' };
+    const stderr = await refused(new Dev(port, join(dir, 'dying'), env));
+    expect(stderr).toMatch(/the local cluster did not start: node n\d exited \(code 1\)/);
+    expect(stderr).toContain('SHARDPAX_TUNING: unknown numeric knob "noSuchKnob"');
+    for (let i = 0; i < REPLICAS; i++) expect(await portFree(port + i)).toBe(true); // nothing left running
   });
 });

@@ -12,9 +12,11 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KvServiceClient } from '../src/gen/shardpax/v1/client.js';
 import type { AmoCommand, AmoResult } from '../src/gen/shardpax/v1/session.js';
+import { CLUSTER_ID_METADATA } from '../src/runtime/cluster-id-metadata.js';
 import { DEFAULT_MAX_UNFLUSHED_BYTES_PER_CONNECTION, type GatewayStats } from '../src/server/client-gateway.js';
 
 const SCRIPT = new URL('./support/gateway-process.ts', import.meta.url).pathname;
+const CLUSTER_ID = 'stall-test';
 const REPLY_BYTES = 1 << 20;
 const STALLED_CLIENTS = 5;
 const CALLS_PER_STALLED_CLIENT = 64;
@@ -42,7 +44,7 @@ interface Mem {
 async function startServer(): Promise<{ port: number; mem: () => Promise<Mem> }> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['--expose-gc', '--import', 'tsx', SCRIPT, '--reply-bytes', String(REPLY_BYTES)],
+    ['--expose-gc', '--import', 'tsx', SCRIPT, '--reply-bytes', String(REPLY_BYTES), '--cluster-id', CLUSTER_ID],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   cleanups.push(() => child.kill('SIGKILL'));
@@ -114,8 +116,10 @@ function command(): AmoCommand {
 }
 
 function submit(c: KvServiceClient, deadlineMs: number): Promise<AmoResult> {
+  const metadata = new grpc.Metadata();
+  metadata.set(CLUSTER_ID_METADATA, CLUSTER_ID);
   return new Promise((resolve, reject) => {
-    c.submit(command(), new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) =>
+    c.submit(command(), metadata, { deadline: Date.now() + deadlineMs }, (err, res) =>
       err === null ? resolve(res) : reject(err),
     );
   });

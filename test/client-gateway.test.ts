@@ -1,7 +1,8 @@
 // ClientGateway over a real gRPC server, in process: answers reach the
 // generated client intact (they travel pre-encoded), and the bytes of every
 // answer stop counting as unflushed once its call is over — which rests on
-// grpc-js emitting 'cancelled' after a call's trailers are sent.
+// grpc-js emitting 'cancelled' after a call's trailers are sent. A call that
+// names another cluster, or none, is refused before it reaches the node.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { nodeId } from '../src/core/ids.js';
@@ -9,6 +10,7 @@ import { KvServiceClient } from '../src/gen/shardpax/v1/client.js';
 import type { AmoResult } from '../src/gen/shardpax/v1/session.js';
 import type { GroupMessage } from '../src/kv/group-server.js';
 import { groupWireCodec } from '../src/kv/wire.js';
+import { CLUSTER_ID_METADATA, NODE_CLUSTER_ID_METADATA } from '../src/runtime/cluster-id-metadata.js';
 import { ClientGateway } from '../src/server/client-gateway.js';
 import { GrpcTransport } from '../src/server/grpc-transport.js';
 
@@ -17,9 +19,12 @@ afterEach(async () => {
   for (const x of open.splice(0).reverse()) await x.close();
 });
 
-async function gateway(answerBytes: number): Promise<{ g: ClientGateway; port: number }> {
+const CLUSTER = 'cluster-a';
+
+async function gateway(answerBytes: number): Promise<{ g: ClientGateway; port: number; received: () => number }> {
   let port = 0;
-  const g = await ClientGateway.start(async (kv) => {
+  let received = 0;
+  const g = await ClientGateway.start(CLUSTER, async (kv) => {
     const t = await GrpcTransport.start<GroupMessage>({
       self: nodeId('server'),
       listen: '127.0.0.1:0',
@@ -33,19 +38,33 @@ async function gateway(answerBytes: number): Promise<{ g: ClientGateway; port: n
   open.push(g);
   g.onReceive((from, m) => {
     if (m.type !== 'ClientCommand' || m.command.kind !== 'request') return;
+    received++;
     const { session, seq } = m.command;
     g.send(from, [{ type: 'ClientResult', result: { kind: 'result', session, seq, result: new Uint8Array(answerBytes).fill(seq % 256) } }]);
   });
-  return { g, port };
+  return { g, port, received: () => received };
 }
 
-function submit(c: KvServiceClient, seq: number): Promise<AmoResult> {
+/** A Submit naming `cluster` (null: naming none). */
+function submit(c: KvServiceClient, seq: number, cluster: string | null = CLUSTER): Promise<AmoResult> {
+  const metadata = new grpc.Metadata();
+  if (cluster !== null) metadata.set(CLUSTER_ID_METADATA, cluster);
   return new Promise((resolve, reject) =>
     c.submit(
       { kind: { $case: 'request', value: { session: 7, seq, ackedBelow: 0, command: new Uint8Array(1) } } },
+      metadata,
       (err, res) => (err === null ? resolve(res) : reject(err)),
     ),
   );
+}
+
+async function refusal(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  const err: unknown = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (err === undefined) throw new Error('expected the call to be refused');
+  return err as grpc.ServiceError;
 }
 
 describe('ClientGateway', () => {
@@ -63,5 +82,29 @@ describe('ClientGateway', () => {
     // 'cancelled' follows the trailers by a tick.
     await new Promise((r) => setTimeout(r, 50));
     expect(g.stats).toEqual({ refusedCalls: 0, refusedAnswers: 0, unflushedBytes: 0, unflushedConnections: 0 });
+  });
+
+  it('refuses a call naming another cluster, or none, before it reaches the node', async () => {
+    const { g, port, received } = await gateway(10);
+    const c = new KvServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    open.push(c);
+
+    const foreign = await refusal(submit(c, 1, 'cluster-b'));
+    expect(foreign.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(foreign.details).toBe(
+      'this node belongs to cluster cluster-a, the cluster file says cluster-b: ' +
+        'the file points at a node of another cluster (check its addresses, or use the right cluster file)',
+    );
+    expect(foreign.metadata.get(NODE_CLUSTER_ID_METADATA)).toEqual(['cluster-a']);
+
+    const anonymous = await refusal(submit(c, 2, null));
+    expect(anonymous.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(anonymous.details).toContain(`the call names no cluster`);
+
+    expect(received()).toBe(0);
+    const ok = await submit(c, 3);
+    expect(ok.kind?.$case).toBe('result');
+    expect(received()).toBe(1);
+    expect(g.stats.refusedCalls).toBe(0); // refusals for identity are not the memory bound's
   });
 });

@@ -2,8 +2,8 @@
 // package's self-reference): connecting to nothing, a round trip against a
 // real single-node cluster in this process, input limits checked before the
 // wire, arguments of the wrong type (as plain JavaScript passes them) refused
-// with the argument named, pipelining, close, and timeouts that say whether
-// a write may have been applied.
+// with the argument named, pipelining, close, timeouts that say whether a
+// write may have been applied, and the cluster id every call names.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,10 +19,13 @@ import {
   MAX_VALUE_BYTES,
   OperationTimeoutError,
   ShardpaxError,
+  WrongClusterError,
 } from 'shardpax';
 import { freePort } from '../src/cli/local-cluster.js';
+import { fetchStatus } from '../src/client/admin.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadClusterConfig } from '../src/runtime/cluster-config.js';
+import { findNode, loadClusterConfig } from '../src/runtime/cluster-config.js';
+import { initNodeStorage } from '../src/server/node-storage.js';
 import { type ServerNode, startServerNode } from '../src/server/server-node.js';
 
 const dirs: string[] = [];
@@ -105,14 +108,25 @@ async function quietLog(node: ServerNode | undefined): Promise<number | undefine
   return last;
 }
 
-/** A 1-node cluster served from this process, its leader elected. */
-async function startSingleNode(): Promise<{ node: ServerNode; file: string }> {
+/** A cluster file of cluster `clusterId` with one node at `address`, in a new folder. */
+function clusterFile(clusterId: string, address: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'shardpax-sdk-'));
   dirs.push(dir);
   const file = join(dir, 'cluster.json');
-  const address = `127.0.0.1:${await freePort()}`;
-  writeFileSync(file, JSON.stringify({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [{ id: 'n1', address, dataDir: 'n1' }] }] }));
-  const node = await startServerNode(loadClusterConfig(file), 'n1');
+  writeFileSync(file, JSON.stringify({ version: 1, clusterId, groups: [{ id: 1, nodes: [{ id: 'n1', address, dataDir: 'n1' }] }] }));
+  return file;
+}
+
+/** A 1-node cluster served from this process, its leader elected. */
+async function startSingleNode(
+  clusterId = 'c1',
+  at?: string,
+): Promise<{ node: ServerNode; file: string; address: string }> {
+  const address = at ?? `127.0.0.1:${await freePort()}`;
+  const file = clusterFile(clusterId, address);
+  const cluster = loadClusterConfig(file);
+  await initNodeStorage(cluster, findNode(cluster, 'n1').node);
+  const node = await startServerNode(cluster, 'n1');
   const deadline = Date.now() + 5_000;
   while (!node.status().leader) {
     if (Date.now() > deadline) {
@@ -121,7 +135,7 @@ async function startSingleNode(): Promise<{ node: ServerNode; file: string }> {
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return { node, file };
+  return { node, file, address };
 }
 
 describe('connect() when no server answers', () => {
@@ -380,6 +394,64 @@ describe('operation timeouts', () => {
     } finally {
       await db.close();
       if (nodeOpen) await node.close();
+    }
+  });
+});
+
+describe('cluster identity', () => {
+  const expectWrongCluster = (err: unknown, address: string, mayHaveTakenEffect: boolean) => {
+    expect(err).toBeInstanceOf(WrongClusterError);
+    if (!(err instanceof WrongClusterError)) return;
+    expect(err.message).toBe(
+      `${address}: this node belongs to cluster c1, the cluster file says c2: ` +
+        'the file points at a node of another cluster (check its addresses, or use the right cluster file)',
+    );
+    expect(err.code).toBe('WRONG_CLUSTER');
+    expect(err.nodeClusterId).toBe('c1');
+    expect(err.mayHaveTakenEffect).toBe(mayHaveTakenEffect);
+  };
+
+  it("connect() to another cluster's node rejects with WrongClusterError; status names the cluster", async () => {
+    const { node, file, address } = await startSingleNode('c1');
+    try {
+      expectWrongCluster(await rejection(connect({ cluster: clusterFile('c2', address) })), address, false);
+      expectWrongCluster(await rejection(connect({ endpoints: [address], clusterId: 'c2' })), address, false);
+      expectWrongCluster(await rejection(fetchStatus(address, 2_000, 'c2')), address, false);
+      expect((await fetchStatus(address, 2_000, 'c1')).clusterId).toBe('c1');
+      expect((await fetchStatus(address, 2_000)).clusterId).toBe('c1'); // an operator's probe names no cluster
+
+      // Endpoints alone: the cluster the servers name, then checked on every call.
+      const db = await connect({ endpoints: [address] });
+      await db.put('k', 'v');
+      await db.close();
+      await expect(connect({ cluster: file, clusterId: 'c2' })).rejects.toThrow(/clusterId c2 was given, but the cluster file/);
+    } finally {
+      await node.close();
+    }
+  });
+
+  it("a client whose server is replaced by another cluster's node stops with WrongClusterError", async () => {
+    const first = await startSingleNode('c1');
+    const db = await connect({ endpoints: [first.address], timeoutMs: 5_000 });
+    let second: ServerNode | undefined;
+    try {
+      await db.put('k', 'v');
+      await first.node.close();
+      // Another cluster's node takes the address; c2's cluster file gives the refusal's wording.
+      second = (await startSingleNode('c2', first.address)).node;
+      const put = await rejection(db.put('k', 'w'));
+      expect(put).toBeInstanceOf(WrongClusterError);
+      if (put instanceof WrongClusterError) {
+        expect(put.message).toContain('this node belongs to cluster c2, the cluster file says c1');
+        expect(put.mayHaveTakenEffect).toBe(true); // an earlier copy may have reached a node of c1
+      }
+      const get = await rejection(db.get('k'));
+      expect(get).toBeInstanceOf(WrongClusterError);
+      if (get instanceof WrongClusterError) expect(get.mayHaveTakenEffect).toBe(false);
+      expect(second.status().decidedBelow).toBe(0); // c2's node applied nothing of c1's client
+    } finally {
+      await db.close();
+      await second?.close();
     }
   });
 });

@@ -3,7 +3,8 @@
 // MemoryStorage's power-loss model, and LevelStorage surviving SIGKILL with
 // every acknowledged synced write.
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,7 +48,7 @@ storageContract(
   'LevelStorage',
   async () => {
     const dir = await tempDir();
-    let current: LevelStorage = await LevelStorage.open(dir, CONTRACT_SPACES);
+    let current: LevelStorage = await LevelStorage.create(dir, CONTRACT_SPACES);
     return {
       storage: current,
       reopen: async () => (current = await LevelStorage.open(dir, CONTRACT_SPACES)),
@@ -201,20 +202,63 @@ describe('LevelStorage', () => {
   });
 
   it('names the directory when another instance holds its lock', async () => {
-    const first = await LevelStorage.open(dir, ['a']);
+    const first = await LevelStorage.create(dir, ['a']);
     try {
       const second = LevelStorage.open(dir, ['a']);
       await expect(second).rejects.toThrow(dir);
       await expect(second).rejects.toThrow(/LEVEL_LOCKED/);
+      await expect(second).rejects.toMatchObject({ name: 'StorageOpenError', locked: true });
     } finally {
       await first.close();
+    }
+  });
+
+  // Issue 7: LevelDB's createIfMissing made each of these a silent, empty store.
+  // (LevelDB still leaves a LOCK and a LOG file behind, but no store: CURRENT.)
+  it('open() makes no store: a missing folder, an empty one, or a store without CURRENT is an error', async () => {
+    const missing = join(dir, 'missing');
+    await expect(LevelStorage.open(missing, ['a'])).rejects.toMatchObject({ name: 'StorageOpenError', locked: false });
+    await expect(LevelStorage.open(missing, ['a'])).rejects.toThrow(/does not exist/);
+    expect(existsSync(join(missing, 'CURRENT'))).toBe(false);
+
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    await expect(LevelStorage.open(empty, ['a'])).rejects.toThrow(/does not exist/);
+    expect(existsSync(join(empty, 'CURRENT'))).toBe(false);
+
+    const store = join(dir, 'store');
+    const created = await LevelStorage.create(store, ['a']);
+    await created.write([put('a', 'k', bytes(1))], { sync: true });
+    await created.close();
+    await rm(join(store, 'CURRENT'));
+    await expect(LevelStorage.open(store, ['a'])).rejects.toThrow(store);
+    expect(existsSync(join(store, 'CURRENT'))).toBe(false);
+  });
+
+  it('create() refuses a folder that holds a store', async () => {
+    await (await LevelStorage.create(dir, ['a'])).close();
+    await expect(LevelStorage.create(dir, ['a'])).rejects.toThrow(/exists/);
+  });
+
+  it('keeps the identity record under a key no space can reach', async () => {
+    const s = await LevelStorage.create(dir, ['a']);
+    expect(s.readIdentity()).toBeUndefined();
+    await s.writeIdentity(bytes(1, 2, 3));
+    await s.write([put('a', 'k', bytes(9)), clear('a', '')], { sync: true });
+    expect(await s.loadSpaces(['a'])).toEqual(new Map());
+    await s.close();
+    const again = await LevelStorage.open(dir, ['a']);
+    try {
+      expect(again.readIdentity()).toEqual(bytes(1, 2, 3));
+    } finally {
+      await again.close();
     }
   });
 
   it('names the directory when it cannot be created', async () => {
     const file = join(dir, 'a-file');
     await writeFile(file, 'not a directory');
-    await expect(LevelStorage.open(join(file, 'db'), ['a'])).rejects.toThrow(join(file, 'db'));
+    await expect(LevelStorage.create(join(file, 'db'), ['a'])).rejects.toThrow(join(file, 'db'));
   });
 
   // Every write the child acknowledged must be there after SIGKILL, and each

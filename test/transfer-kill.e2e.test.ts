@@ -1,7 +1,8 @@
 // Real processes (issue 6): a state transfer survives SIGKILL of its receiver
-// and of its sender. A follower's data folder is wiped; it rebuilds by
-// transfer from a peer while clients keep writing; the receiver is killed in
-// the middle, then (in its second transfer) the sender. Afterwards every node
+// and of its sender. A follower's data folder is wiped; it restarts with
+// --rebuild and rebuilds by transfer from a peer while clients keep writing;
+// the receiver is killed in the middle (and restarted without --rebuild: its
+// new store is its own), then (in its second transfer) the sender. Afterwards every node
 // converges, and every acknowledged write is read back through the rebuilt
 // node itself (a read is answered by the server the client asked, from its
 // own state, once it applies the read).
@@ -88,7 +89,7 @@ describe('state transfer under SIGKILL', () => {
 
     await c.kill(victim);
     rmSync(join(c.dir, victim), { recursive: true, force: true });
-    c.start(victim);
+    c.start(victim, { rebuild: true }); // restarts below are plain: its new store stays marked rebuilding
     await until(`${victim} receives state`, () => transferring(victim), 30_000);
     await c.kill(victim); // the receiver, mid-transfer
     c.start(victim);

@@ -9,6 +9,7 @@
 // Everything that depends on the client wire lives here, so this is the one
 // file to adapt when it changes:
 //   - the method path (SUBMIT_PATH);
+//   - the cluster id every call names (metadata shardpax-cluster-id);
 //   - a session is registered first (register()), as the SDK does;
 //   - a get is a session-less AmoCommand{read{id, command}}, as the SDK sends
 //     it, where command is the KvCommand{get{key}} bytes (getRequest()); the
@@ -32,6 +33,7 @@ import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { KvCommand } from '../../src/gen/shardpax/v1/kv.js';
 import { AmoCommand, AmoResult } from '../../src/gen/shardpax/v1/session.js';
+import { CLUSTER_ID_METADATA } from '../../src/runtime/cluster-id-metadata.js';
 
 export const SUBMIT_PATH = '/shardpax.v1.KvService/Submit';
 export type StallMode = 'socket' | 'stream';
@@ -89,6 +91,7 @@ export class RawGrpcConnection {
 
   private constructor(
     readonly address: string,
+    readonly clusterId: string,
     private readonly socket: Socket,
     private readonly mode: StallMode,
   ) {
@@ -104,7 +107,7 @@ export class RawGrpcConnection {
   }
 
   /** Connects and sends the preface; in 'socket' mode grants a window large enough for everything. */
-  static async open(address: string, mode: StallMode, timeoutMs: number): Promise<RawGrpcConnection> {
+  static async open(address: string, clusterId: string, mode: StallMode, timeoutMs: number): Promise<RawGrpcConnection> {
     const { host, port } = splitAddress(address);
     const socket = netConnect({ host, port, noDelay: true });
     await new Promise<void>((resolve, reject) => {
@@ -121,7 +124,7 @@ export class RawGrpcConnection {
         reject(err);
       });
     });
-    const c = new RawGrpcConnection(address, socket, mode);
+    const c = new RawGrpcConnection(address, clusterId, socket, mode);
     const settings: Array<[number, number]> = [[SETTINGS_ENABLE_PUSH, 0]];
     if (mode === 'socket') settings.push([SETTINGS_INITIAL_WINDOW_SIZE, MAX_WINDOW]);
     const payload = Buffer.alloc(settings.length * 6);
@@ -146,6 +149,7 @@ export class RawGrpcConnection {
       literal(':authority', this.authority),
       literal('content-type', 'application/grpc'),
       literal('te', 'trailers'),
+      literal(CLUSTER_ID_METADATA, this.clusterId),
     ]);
     const body = Buffer.alloc(5 + message.byteLength);
     body.writeUInt8(0, 0); // not compressed
@@ -325,8 +329,8 @@ export class StalledReader {
   }
 
   /** Connects and registers a session (read normally: its answer is small). */
-  static async open(address: string, mode: StallMode, calls: number, timeoutMs: number): Promise<StalledReader> {
-    const conn = await RawGrpcConnection.open(address, mode, timeoutMs);
+  static async open(address: string, clusterId: string, mode: StallMode, calls: number, timeoutMs: number): Promise<StalledReader> {
+    const conn = await RawGrpcConnection.open(address, clusterId, mode, timeoutMs);
     try {
       const session = await register(conn, timeoutMs);
       return new StalledReader(conn, session, calls);
@@ -372,7 +376,7 @@ export class StalledReader {
    * cached 1 MiB results. True when the acknowledging call was answered.
    */
   async release(absentKey: string, timeoutMs: number): Promise<boolean> {
-    const conn = await RawGrpcConnection.open(this.conn.address, 'socket', timeoutMs);
+    const conn = await RawGrpcConnection.open(this.conn.address, this.conn.clusterId, 'socket', timeoutMs);
     try {
       // seq `calls` acknowledges every seq below it; its own (small) result stays cached.
       const calls = this.stats.calls;

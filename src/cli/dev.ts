@@ -1,7 +1,9 @@
 // `shardpax dev` (and `npm start`): a local group of server processes on
 // localhost with data under one folder. Writes <dir>/cluster.json the first
-// time and reuses it (and the data) after; prints `ready` once a leader is
-// elected; stops its servers on Ctrl-C or SIGTERM.
+// time and reuses it (and the data) after. Before it starts anything, the
+// folder must be its own and its ports free (LocalCluster.create); it prints
+// `ready` only once each of its own servers answers and one leads, and exits
+// non-zero if a server dies first. Stops its servers on Ctrl-C or SIGTERM.
 import { LocalCluster } from './local-cluster.js';
 
 export interface DevOptions {
@@ -9,6 +11,8 @@ export interface DevOptions {
   readonly replicas: number;
   readonly port: number;
 }
+
+const READY_TIMEOUT_MS = 30_000;
 
 export async function runDev(o: DevOptions): Promise<void> {
   const { cluster, created } = await LocalCluster.create({ dir: o.dir, replicas: o.replicas, basePort: o.port });
@@ -18,26 +22,26 @@ export async function runDev(o: DevOptions): Promise<void> {
       ? `created ${cluster.file}: ${n} nodes on ${cluster.nodes.map((x) => x.address).join(', ')}`
       : `using the existing cluster in ${cluster.file} (its data is kept)`,
   );
-  cluster.onCrash = (message) => console.error(message);
   let stopping = false;
-  const stop = () => {
+  const stop = (code: number) => {
     if (stopping) return;
     stopping = true;
     console.log('stopping the local cluster');
-    void cluster.stop().then(() => process.exit(0));
+    void cluster.stop().then(() => process.exit(code));
   };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => stop(0));
+  process.on('SIGTERM', () => stop(0));
   cluster.startAll();
   let leader: string;
   try {
-    leader = (await cluster.awaitLeader(30_000)).id;
+    leader = await cluster.awaitReady(READY_TIMEOUT_MS);
   } catch (err) {
-    console.error(`no leader: ${(err as Error).message}`);
-    stop();
+    console.error(`error: the local cluster did not start: ${(err as Error).message}`);
+    stop(1);
     return;
   }
-  console.log(`ready: ${n} nodes, leader ${leader}. Data in ${cluster.dir}. Try:`);
+  cluster.onCrash = (message) => console.error(message);
+  console.log(`ready: ${n} nodes, leader ${leader}, cluster ${cluster.clusterId}. Data in ${cluster.dir}. Try:`);
   console.log(`  ./bin/shardpax.mjs put greeting hello --cluster ${cluster.file}`);
   console.log(`  ./bin/shardpax.mjs get greeting --cluster ${cluster.file}`);
   console.log('Ctrl-C stops the cluster.');

@@ -2,18 +2,37 @@
 // `shardpax server` child per node (log in <dir>/<node>.log), status polling,
 // SIGKILL and restart of single nodes, and an orderly stop. Used by
 // `shardpax dev`, the real-process tests and the benchmarks.
+//
+// It runs only what is its own: before anything is written or started, the
+// folder must be new (or empty) or hold its cluster file with every node's
+// storage matching it, and every port must be free; a status counts only when
+// it comes from one of its own children (pid) of its own cluster.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
-import { loadClusterConfig } from '../runtime/cluster-config.js';
+import { type ClusterConfig, loadClusterConfig, parseClusterConfig } from '../runtime/cluster-config.js';
+import { checkNodeStorage, initNodeStorage } from '../server/node-storage.js';
 
 const BIN = fileURLToPath(new URL('../../bin/shardpax.mjs', import.meta.url));
 const STOP_GRACE_MS = 5_000;
+/** Lines of a node's log quoted when it dies. */
+const CRASH_LOG_LINES = 5;
+
+/** The folder or the ports are not this cluster's to use; nothing was written or started. */
+export class LocalClusterError extends Error {
+  override readonly name = 'LocalClusterError';
+  constructor(
+    readonly dir: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`cannot start a local cluster in ${dir}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  }
+}
 
 export interface LocalClusterOptions {
   /** Folder for cluster.json, data and logs; a temp folder (removed by stop()) when left out. */
@@ -35,47 +54,57 @@ export class LocalCluster {
   private constructor(
     readonly dir: string,
     private readonly ownsDir: boolean,
+    readonly clusterId: string,
     readonly nodes: ReadonlyArray<{ readonly id: string; readonly address: string }>,
   ) {
     this.file = join(dir, 'cluster.json');
   }
 
-  /** Reuses `<dir>/cluster.json` when it exists (and so the data); writes one otherwise. */
+  /**
+   * Reuses `<dir>/cluster.json` when it exists (and so the data), if every
+   * node's storage is this cluster's; in a new or empty folder, creates every
+   * node's storage and then writes the cluster file. A LocalClusterError,
+   * before anything is written, when the folder is not its own or a port is taken.
+   */
   static async create(o: LocalClusterOptions): Promise<{ cluster: LocalCluster; created: boolean }> {
     const dir = o.dir === undefined ? mkdtempSync(join(tmpdir(), 'shardpax-')) : resolve(o.dir);
-    mkdirSync(dir, { recursive: true });
     const file = join(dir, 'cluster.json');
-    const created = !existsSync(file);
-    if (created) {
-      const nodes = [];
-      for (let i = 0; i < o.replicas; i++) {
-        const port = o.basePort === undefined ? await freePort() : o.basePort + i;
-        nodes.push({ id: `n${i + 1}`, address: `127.0.0.1:${port}`, dataDir: `n${i + 1}` });
-      }
-      writeFileSync(file, JSON.stringify({ version: 1, clusterId: randomUUID(), groups: [{ id: 1, nodes }] }, null, 2) + '\n');
+    const fresh = existsSync(file) ? undefined : await newCluster(dir, file, o);
+    const config = fresh?.config ?? loadClusterConfig(file);
+    const problems = [...(fresh === undefined ? await foreignStorage(config) : []), ...(await portsInUse(config))];
+    if (problems.length > 0) throw new LocalClusterError(dir, problems);
+    if (fresh !== undefined) {
+      mkdirSync(dir, { recursive: true });
+      for (const node of config.groups.flatMap((g) => g.nodes)) await initNodeStorage(config, node);
+      // Written last, and whole (rename): a cluster file always names storage that exists.
+      writeFileSync(`${file}.tmp`, JSON.stringify(fresh.json, null, 2) + '\n');
+      renameSync(`${file}.tmp`, file);
     }
-    const nodes = loadClusterConfig(file).groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
-    return { cluster: new LocalCluster(dir, o.dir === undefined, nodes), created };
+    const created = fresh !== undefined;
+    const nodes = config.groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
+    return { cluster: new LocalCluster(dir, o.dir === undefined, config.clusterId, nodes), created };
   }
 
   logOf(id: string): string {
     return join(this.dir, `${id}.log`);
   }
 
-  start(id: string): void {
+  /** Starts node `id`'s server; `rebuild`: with `--rebuild` (after its data folder was wiped, say). */
+  start(id: string, options: { readonly rebuild: boolean } = { rebuild: false }): void {
     const log = openSync(this.logOf(id), 'a');
     // SHARDPAX_SERVER_NODE_ARGS passes flags to each server's node (e.g. `--cpu-prof --cpu-prof-dir=prof`).
     const nodeArgs = (process.env.SHARDPAX_SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
-    const child = spawn(process.execPath, [...nodeArgs, BIN, 'server', '--cluster', this.file, '--node', id], {
-      stdio: ['ignore', log, log],
-    });
+    const args = [BIN, 'server', '--cluster', this.file, '--node', id, ...(options.rebuild ? ['--rebuild'] : [])];
+    const child = spawn(process.execPath, [...nodeArgs, ...args], { stdio: ['ignore', log, log] });
     const crash = (message: string) => {
       if (this.stopping !== undefined || this.procs.get(id) !== child) return;
       this.crashed ??= message;
       this.onCrash(message);
     };
     child.on('error', (err) => crash(`node ${id}: ${err.message}`));
-    child.on('exit', (code, signal) => crash(`node ${id} exited (${signal ?? `code ${code}`}); see ${this.logOf(id)}`));
+    child.on('exit', (code, signal) =>
+      crash(`node ${id} exited (${signal ?? `code ${code}`}); the end of ${this.logOf(id)}:\n${this.logTail(id, CRASH_LOG_LINES)}`),
+    );
     this.procs.set(id, child);
   }
 
@@ -100,10 +129,12 @@ export class LocalCluster {
     await gone;
   }
 
+  /** Node `id`'s status if its own child answers (another cluster's node is refused, another process's pid ignored). */
   async status(id: string, timeoutMs = 1_000): Promise<NodeStatus | undefined> {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`no node ${id}`);
-    return fetchStatus(n.address, timeoutMs).catch(() => undefined);
+    const s = await fetchStatus(n.address, timeoutMs, this.clusterId).catch(() => undefined);
+    return s !== undefined && s.pid === this.procs.get(id)?.pid ? s : undefined;
   }
 
   /** Status of every node that answers within `timeoutMs`. */
@@ -125,14 +156,28 @@ export class LocalCluster {
     throw new Error(`no leader within ${timeoutMs} ms; see the logs in ${this.dir}`);
   }
 
+  /** Polls until every node's own child serves and one of them leads; the leader's id. */
+  async awaitReady(timeoutMs: number): Promise<string> {
+    const start = performance.now();
+    while (performance.now() - start < timeoutMs) {
+      if (this.crashed !== undefined) throw new Error(this.crashed);
+      const all = await this.statuses(300);
+      const leader = [...all.values()].find((s) => s.leader);
+      if (all.size === this.nodes.length && leader !== undefined) return leader.node;
+      await sleep(50);
+    }
+    const serving = [...(await this.statuses(300)).keys()];
+    throw new Error(`not ready within ${timeoutMs} ms (serving: ${serving.join(', ') || 'none'}, no leader); see the logs in ${this.dir}`);
+  }
+
   /** Last lines of every node's log, for error reports. */
   logTails(lines: number): string {
-    return this.nodes
-      .map((n) => {
-        const text = existsSync(this.logOf(n.id)) ? readFileSync(this.logOf(n.id), 'utf8') : '(no log)';
-        return `--- ${n.id}.log\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
-      })
-      .join('\n');
+    return this.nodes.map((n) => `--- ${n.id}.log\n${this.logTail(n.id, lines)}`).join('\n');
+  }
+
+  private logTail(id: string, lines: number): string {
+    const text = existsSync(this.logOf(id)) ? readFileSync(this.logOf(id), 'utf8') : '(no log)';
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
   }
 
   /** SIGTERM every node, SIGKILL after a grace period; removes a temp folder. Idempotent. */
@@ -159,6 +204,59 @@ function stopChild(child: ChildProcess): Promise<void> {
       done();
     });
     child.kill('SIGTERM');
+  });
+}
+
+/** A new cluster's file contents: `replicas` nodes on consecutive ports from basePort, or on free ones. */
+async function newCluster(dir: string, file: string, o: LocalClusterOptions): Promise<{ json: unknown; config: ClusterConfig }> {
+  if (existsSync(dir) && readdirSync(dir).length > 0) {
+    throw new LocalClusterError(dir, [
+      'the folder holds files but no cluster.json: it is not a `shardpax dev` folder (or its cluster file was deleted); ' +
+        'use another --dir, or an empty folder',
+    ]);
+  }
+  const nodes = [];
+  for (let i = 0; i < o.replicas; i++) {
+    const port = o.basePort === undefined ? await freePort() : o.basePort + i;
+    nodes.push({ id: `n${i + 1}`, address: `127.0.0.1:${port}`, dataDir: `n${i + 1}` });
+  }
+  const json = { version: 1, clusterId: randomUUID(), groups: [{ id: 1, nodes }] };
+  return { json, config: parseClusterConfig(json, file) };
+}
+
+/** What is wrong with each node's storage, if it is not this cluster's (or is in use). */
+async function foreignStorage(config: ClusterConfig): Promise<string[]> {
+  const problems: string[] = [];
+  for (const node of config.groups.flatMap((g) => g.nodes)) {
+    await checkNodeStorage(config, node).catch((err: unknown) => problems.push(err instanceof Error ? err.message : String(err)));
+  }
+  return problems;
+}
+
+/** A problem for every node whose address cannot be listened on now. */
+async function portsInUse(config: ClusterConfig): Promise<string[]> {
+  const problems: string[] = [];
+  for (const node of config.groups.flatMap((g) => g.nodes)) {
+    const at = node.address.lastIndexOf(':');
+    const host = node.address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+    const port = Number(node.address.slice(at + 1));
+    const error = await canListen(host, port);
+    if (error !== undefined) {
+      problems.push(
+        `node ${node.id}: cannot listen on ${node.address} (${error}): another process uses the port ` +
+          '(another `shardpax dev`?); stop it, or pick other ports (--port with a new --dir)',
+      );
+    }
+  }
+  return problems;
+}
+
+/** Undefined when `host:port` can be listened on (and is released again); else the error's code. */
+function canListen(host: string, port: number): Promise<string | undefined> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.once('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => done(undefined)));
   });
 }
 

@@ -6,6 +6,7 @@ import { ClusterUnreachableError } from '../client/errors.js';
 import { loadClusterConfig } from '../runtime/cluster-config.js';
 import { CliError, EXIT_NO_VALUE, failure } from './cli-error.js';
 import { runDev } from './dev.js';
+import { runInit } from './init.js';
 import { encodingOf, formatValue, keyFromArg, readValue, valueSource } from './kv-bytes.js';
 import { runServer } from './server.js';
 
@@ -25,7 +26,16 @@ program
   .description('run one node of a cluster')
   .requiredOption('--cluster <file>', 'cluster file')
   .requiredOption('--node <id>', 'which node of the cluster file this is')
-  .action((o: { cluster: string; node: string }) => runServer(o.cluster, o.node));
+  .option('--rebuild', 'the node lost its data: move its data folder aside, start on a fresh store and catch up from its peers')
+  .action((o: { cluster: string; node: string; rebuild?: boolean }) => runServer(o.cluster, o.node, o.rebuild === true));
+
+program
+  .command('init')
+  .description("create a new node's storage (its data folder must be missing or empty)")
+  .requiredOption('--cluster <file>', 'cluster file')
+  .option('--node <id>', 'the node whose storage to create')
+  .option('--all', 'create the storage of every node in the cluster file')
+  .action((o: { cluster: string; node?: string; all?: boolean }) => runInit(o));
 
 program
   .command('dev')
@@ -120,7 +130,7 @@ program
     const rows = await Promise.all(
       nodes.map(async (n) => {
         try {
-          return { reachable: true as const, ...(await fetchStatus(n.address, 2_000)) };
+          return { reachable: true as const, ...(await fetchStatus(n.address, 2_000, cluster.clusterId)) };
         } catch (err) {
           return { node: n.id, group: n.group, address: n.address, reachable: false as const, error: (err as Error).message };
         }

@@ -1,18 +1,24 @@
 // `shardpax server`: runs one node of a cluster file until SIGTERM/SIGINT.
+// It refuses storage that is missing, empty, damaged or not its own (a
+// StorageRefusedError, exit code 1); `--rebuild` replaces it with a fresh store.
 import { StorageCorruptionError } from '../core/storage.js';
 import { findNode, loadClusterConfig } from '../runtime/cluster-config.js';
 import { parseTuning, startServerNode } from '../server/server-node.js';
 
-export async function runServer(clusterPath: string, id: string): Promise<void> {
+export async function runServer(clusterPath: string, id: string, rebuild: boolean): Promise<void> {
   const cluster = loadClusterConfig(clusterPath);
   const fatal = stopOnFatal(id, findNode(cluster, id).node.dataDir);
   // SHARDPAX_TUNING: a JSON object of numeric tuning knobs (tests shorten the log tail with it).
-  const node = await startServerNode(cluster, id, parseTuning(process.env.SHARDPAX_TUNING)).catch((err: unknown) => {
-    if (err instanceof StorageCorruptionError) fatal(err); // refused at start: the same line as later on
-    throw err;
-  });
+  const node = await startServerNode(cluster, id, { tuning: parseTuning(process.env.SHARDPAX_TUNING), rebuild }).catch(
+    (err: unknown) => {
+      if (err instanceof StorageCorruptionError) fatal(err); // refused at start: the same line as later on
+      throw err;
+    },
+  );
   const s = node.status();
-  console.log(`node ${s.node} of group ${s.group} serving on ${s.address} (pid ${process.pid})`);
+  if (node.movedAside !== undefined) console.log(`node ${s.node}: the old data folder was moved to ${node.movedAside}`);
+  const mode = node.rebuilding ? ', rebuilding its storage from its peers' : '';
+  console.log(`node ${s.node} of group ${s.group} (cluster ${cluster.clusterId}) serving on ${s.address} (pid ${process.pid})${mode}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -1,17 +1,30 @@
-// Admin API calls: a node's status.
+// Admin API calls: a node's status. Calls name the caller's cluster when it
+// is known; a node of another cluster refuses them (WrongClusterError).
 import * as grpc from '@grpc/grpc-js';
 import { AdminServiceClient, type NodeStatus } from '../gen/shardpax/v1/client.js';
+import { CLUSTER_ID_METADATA } from '../runtime/cluster-id-metadata.js';
+import { wrongCluster } from './wrong-cluster.js';
 
 export type { NodeStatus };
 
-/** Asks one node for its status; rejects when it does not answer within `timeoutMs`. */
-export function fetchStatus(address: string, timeoutMs: number): Promise<NodeStatus> {
+/**
+ * Asks one node for its status; rejects when it does not answer within
+ * `timeoutMs`, and with a WrongClusterError when it belongs to a cluster
+ * other than `clusterId` (left out: any cluster).
+ */
+export function fetchStatus(address: string, timeoutMs: number, clusterId?: string): Promise<NodeStatus> {
   const client = new AdminServiceClient(address, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  if (clusterId !== undefined) metadata.set(CLUSTER_ID_METADATA, clusterId);
   return new Promise<NodeStatus>((resolve, reject) => {
-    client.status({}, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, status) => {
+    client.status({}, metadata, { deadline: Date.now() + timeoutMs }, (err, status) => {
       client.close();
-      if (err !== null) reject(new Error(`${address}: ${why(err, timeoutMs)}`));
-      else resolve(status);
+      if (err === null) {
+        resolve(status);
+        return;
+      }
+      const refused = clusterId === undefined ? undefined : wrongCluster(err, address, clusterId, false);
+      reject(refused ?? new Error(`${address}: ${why(err, timeoutMs)}`));
     });
   });
 }

@@ -5,6 +5,7 @@
 // Each check either returns the argument as its declared type, unchanged, or
 // throws an InvalidArgumentError naming it; nothing is coerced.
 import { addressProblem } from '../runtime/address.js';
+import { CLUSTER_ID } from '../runtime/cluster-config.js';
 import type { ConnectOptions } from './db.js';
 import { InvalidArgumentError } from './errors.js';
 
@@ -37,6 +38,11 @@ const OPTION_CHECKS: { readonly [K in keyof ConnectOptions]-?: OptionCheck } = {
     if (typeof v !== 'string' || v === '') throw new InvalidArgumentError('connect', argument, 'the path of a cluster file', describeValue(v));
   },
   endpoints: checkEndpoints,
+  clusterId: (v, argument) => {
+    if (typeof v !== 'string' || !CLUSTER_ID.test(v)) {
+      throw new InvalidArgumentError('connect', argument, "a cluster id (1-64 letters, digits or '-')", describeValue(v));
+    }
+  },
   timeoutMs: checkMillis,
   connectTimeoutMs: checkMillis,
   window: (v, argument) => {

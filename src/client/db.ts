@@ -10,7 +10,7 @@ import { checkCommand, KvInputError } from '../kv/limits.js';
 import type { KvCommand } from '../kv/messages.js';
 import { ClientSession, type Outcome } from '../rpc/client-session.js';
 import type { RpcMessage, RpcTimer } from '../rpc/messages.js';
-import { loadClusterConfig } from '../runtime/cluster-config.js';
+import { ClusterConfigError, loadClusterConfig } from '../runtime/cluster-config.js';
 import { NodeHost } from '../runtime/node-host.js';
 import { fetchStatus } from './admin.js';
 import { checkConnectOptions, checkKey, checkValue } from './arguments.js';
@@ -20,6 +20,7 @@ import {
   OperationTimeoutError,
   SessionExpiredError,
   type ShardpaxError,
+  WrongClusterError,
 } from './errors.js';
 import { UnaryClientTransport } from './unary-transport.js';
 
@@ -28,6 +29,13 @@ export interface ConnectOptions {
   readonly cluster?: string;
   /** host:port of the servers. */
   readonly endpoints?: readonly string[];
+  /**
+   * The cluster the servers must belong to (every call names it; a server of
+   * another cluster refuses it with WrongClusterError). With `cluster`, the
+   * file's id (giving another is an error); with `endpoints` and no
+   * `clusterId`, the one the servers name at connect(), which must agree.
+   */
+  readonly clusterId?: string;
   /** How long one operation may take before it rejects (default 10 s). */
   readonly timeoutMs?: number;
   /** How long connect() looks for a live server (default 5 s). */
@@ -60,6 +68,9 @@ class SessionNode implements ProtocolNode<RpcMessage, RpcTimer> {
 export class Db {
   private readonly waiters = new Map<number, Waiter>();
   private closed = false;
+  /** Set once a server said it belongs to another cluster: every later call rejects with it. */
+  private refused: WrongClusterError | undefined;
+  private hostClosed: Promise<void> | undefined;
   // Set once by open(): the host builds the node, whose outcomes call back into this Db.
   private host!: NodeHost<RpcMessage, RpcTimer>;
   private node!: SessionNode;
@@ -67,12 +78,17 @@ export class Db {
   private constructor(private readonly timeoutMs: number) {}
 
   /** @internal use connect() */
-  static async open(endpoints: ReadonlyMap<NodeId, string>, order: readonly NodeId[], o: ConnectOptions): Promise<Db> {
+  static async open(
+    endpoints: ReadonlyMap<NodeId, string>,
+    order: readonly NodeId[],
+    clusterId: string,
+    o: ConnectOptions,
+  ): Promise<Db> {
     const db = new Db(o.timeoutMs ?? 10_000);
     db.host = await NodeHost.start<RpcMessage, RpcTimer>({
       id: nodeId(`client-${randomUUID().slice(0, 8)}`),
       factory: (env) => (db.node = new SessionNode(env, order, o.window ?? 64, (t, out) => db.complete(t, out))),
-      transport: new UnaryClientTransport(endpoints, 2_000),
+      transport: new UnaryClientTransport(endpoints, 2_000, clusterId, (err) => db.wrongCluster(err)),
     });
     return db;
   }
@@ -97,11 +113,12 @@ export class Db {
     if (this.closed) return;
     this.closed = true;
     for (const [ticket, w] of this.waiters) this.fail(ticket, w, new ClientClosedError('client closed', w.command.kind !== 'get'));
-    await this.host.close();
+    await this.stopHost();
   }
 
   private run(command: KvCommand): Promise<Uint8Array | undefined> {
     if (this.closed) return Promise.reject(new ClientClosedError('client is closed', false));
+    if (this.refused !== undefined) return Promise.reject(this.refused);
     try {
       checkCommand(command); // bad input fails here, before it costs a round trip
     } catch (err) {
@@ -155,6 +172,20 @@ export class Db {
     }
   }
 
+  /** A server belongs to another cluster: this client's endpoints are wrong, so it stops for good. */
+  private wrongCluster(err: WrongClusterError): void {
+    if (this.refused !== undefined || this.closed) return;
+    this.refused = new WrongClusterError(err.message, false, err.nodeClusterId);
+    for (const [ticket, w] of this.waiters) {
+      this.fail(ticket, w, new WrongClusterError(err.message, w.command.kind !== 'get', err.nodeClusterId));
+    }
+    this.stopHost().catch(() => {}); // only releases connections; close() awaits the same promise
+  }
+
+  private stopHost(): Promise<void> {
+    return (this.hostClosed ??= this.host.close());
+  }
+
   private fail(ticket: number, w: Waiter, err: ShardpaxError): void {
     this.waiters.delete(ticket);
     clearTimeout(w.timer);
@@ -168,33 +199,48 @@ export class Db {
  */
 export async function connect(options: ConnectOptions): Promise<Db> {
   checkConnectOptions(options);
-  const servers = resolveEndpoints(options);
+  const { servers, clusterId } = resolveEndpoints(options);
   const timeout = options.connectTimeoutMs ?? 5_000;
-  const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout)));
+  const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout, clusterId)));
   const endpoints = new Map<NodeId, string>();
   let leader: NodeId | undefined;
   const reasons: string[] = [];
+  const named = new Map<string, string>(); // cluster id -> an address that names it
   statuses.forEach((s, i) => {
     const server = servers[i];
     assert(server !== undefined);
     if (s.status === 'rejected') {
+      if (s.reason instanceof WrongClusterError) throw s.reason;
       reasons.push(s.reason instanceof Error ? s.reason.message : String(s.reason));
       endpoints.set(server.id ?? nodeId(`endpoint-${i}`), server.address);
       return;
     }
     const id = nodeId(s.value.node);
     endpoints.set(id, server.address);
+    named.set(s.value.clusterId, server.address);
     if (s.value.leader) leader = id;
   });
   if (reasons.length === servers.length) {
     throw new ClusterUnreachableError(`no server answered within ${timeout} ms: ${reasons.join('; ')}`);
   }
+  const [first, second] = named.keys();
+  assert(first !== undefined);
+  if (second !== undefined) {
+    const which = [...named].map(([c, address]) => `${address} is in cluster ${c}`).join(', ');
+    throw new WrongClusterError(`the endpoints belong to different clusters: ${which}`, false, second);
+  }
   const order = [...endpoints.keys()].sort((a, b) => (a === leader ? -1 : b === leader ? 1 : 0));
-  return Db.open(endpoints, order, options);
+  return Db.open(endpoints, order, clusterId ?? first, options);
 }
 
-function resolveEndpoints(o: ConnectOptions): Array<{ id?: NodeId; address: string }> {
-  if (o.endpoints !== undefined && o.endpoints.length > 0) return o.endpoints.map((address) => ({ address }));
+function resolveEndpoints(o: ConnectOptions): { servers: Array<{ id?: NodeId; address: string }>; clusterId: string | undefined } {
+  if (o.endpoints !== undefined && o.endpoints.length > 0) {
+    return { servers: o.endpoints.map((address) => ({ address })), clusterId: o.clusterId };
+  }
   const cluster = loadClusterConfig(o.cluster ?? 'data/cluster.json');
-  return cluster.groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
+  if (o.clusterId !== undefined && o.clusterId !== cluster.clusterId) {
+    throw new ClusterConfigError(`clusterId ${o.clusterId} was given, but the cluster file ${cluster.path} is cluster ${cluster.clusterId}`);
+  }
+  const servers = cluster.groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
+  return { servers, clusterId: cluster.clusterId };
 }

@@ -68,3 +68,22 @@ export class InvalidArgumentError extends KvInputError {
     super({ code: 'MALFORMED_COMMAND', message: `${call}: ${argument} must be ${expected}, got ${got}` });
   }
 }
+
+/**
+ * A node answered that it belongs to another cluster than the one this
+ * client names: the cluster file (or the endpoints) point at the wrong
+ * cluster. The node refused the call, so it applied nothing; a write retried
+ * earlier through a node of the right cluster may still have taken effect.
+ */
+export class WrongClusterError extends ShardpaxError {
+  override readonly name = 'WrongClusterError';
+  readonly code = 'WRONG_CLUSTER';
+  constructor(
+    message: string,
+    readonly mayHaveTakenEffect: boolean,
+    /** The cluster the answering node belongs to. */
+    readonly nodeClusterId: string,
+  ) {
+    super(message);
+  }
+}

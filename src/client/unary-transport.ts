@@ -1,23 +1,33 @@
 // Client side of the request/response API: a Transport that carries a
 // session's commands as KvService.Submit calls and hands each answer back as
 // a message from that server. Failed or timed-out calls are dropped like lost
-// messages: the session retransmits.
+// messages: the session retransmits. Every call names the client's cluster; a
+// node of another cluster refuses it, and that refusal is reported, not retried.
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { KvServiceClient } from '../gen/shardpax/v1/client.js';
 import { amoCommandToWire, amoResultFromWire } from '../rpc/codec.js';
 import type { RpcMessage } from '../rpc/messages.js';
+import { CLUSTER_ID_METADATA } from '../runtime/cluster-id-metadata.js';
+import type { WrongClusterError } from './errors.js';
+import { wrongCluster } from './wrong-cluster.js';
 
 export class UnaryClientTransport implements Transport<RpcMessage> {
   private readonly clients = new Map<NodeId, KvServiceClient>();
   private handler: (from: NodeId, m: RpcMessage) => void = () => {};
   private closed = false;
 
+  private readonly metadata = new grpc.Metadata();
+
   constructor(
-    endpoints: ReadonlyMap<NodeId, string>,
+    private readonly endpoints: ReadonlyMap<NodeId, string>,
     private readonly callTimeoutMs: number,
+    private readonly clusterId: string,
+    /** A node refused a call because it belongs to another cluster. */
+    private readonly onWrongCluster: (err: WrongClusterError) => void,
   ) {
+    this.metadata.set(CLUSTER_ID_METADATA, clusterId);
     for (const [id, address] of endpoints) {
       // A channel of our own: grpc-js would otherwise share one connection among all clients of a process.
       this.clients.set(
@@ -33,8 +43,13 @@ export class UnaryClientTransport implements Transport<RpcMessage> {
     for (const m of messages) {
       if (m.type !== 'ClientCommand') continue;
       const options = { deadline: Date.now() + this.callTimeoutMs };
-      client.submit(amoCommandToWire(m.command), new grpc.Metadata(), options, (err, response) => {
-        if (err !== null || this.closed) return;
+      client.submit(amoCommandToWire(m.command), this.metadata.clone(), options, (err, response) => {
+        if (this.closed) return;
+        if (err !== null) {
+          const refused = wrongCluster(err, this.endpoints.get(to) ?? to, this.clusterId, true);
+          if (refused !== undefined) this.onWrongCluster(refused);
+          return;
+        }
         try {
           this.handler(to, { type: 'ClientResult', result: amoResultFromWire(response) });
         } catch {

@@ -30,7 +30,8 @@ export class ClusterConfigError extends Error {
   override readonly name = 'ClusterConfigError';
 }
 
-const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
+/** What a cluster id may be (it travels as gRPC metadata text). */
+export const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 // Every field the file may hold: anything else is refused, so a typo
 // ("datadir") fails loudly instead of being ignored. A new field goes here.

@@ -13,6 +13,9 @@
 // table, so refusing even an executed command is safe. Per connection, the
 // HTTP/2 stream limit (MAX_STREAMS_PER_CONNECTION) bounds the calls in flight,
 // and flow control the request bytes a non-reading client can still send.
+//
+// Identity. Every call must name the node's cluster (cluster-guard.ts); a
+// call from a client of another cluster is refused before it is decoded.
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../core/assert.js';
 import { type NodeId, nodeId } from '../core/ids.js';
@@ -22,6 +25,7 @@ import * as wire from '../gen/shardpax/v1/session.js';
 import type { GroupMessage } from '../kv/group-server.js';
 import { amoCommandFromWire, amoResultToWire } from '../rpc/codec.js';
 import type { AmoResult } from '../rpc/messages.js';
+import { clusterRefusal } from './cluster-guard.js';
 import { MAX_WIRE_MESSAGE_BYTES } from './grpc-transport.js';
 
 /** Answers travel pre-encoded: the gateway encodes each once and knows its size. */
@@ -85,7 +89,10 @@ export class ClientGateway implements Transport<GroupMessage> {
   private nextCall = 0;
   private inner!: Transport<GroupMessage>;
 
-  private constructor(private readonly limits: GatewayLimits) {
+  private constructor(
+    private readonly clusterId: string,
+    private readonly limits: GatewayLimits,
+  ) {
     assert(
       limits.maxUnflushedBytesPerConnection >= MAX_WIRE_MESSAGE_BYTES &&
         limits.maxUnflushedBytes >= limits.maxUnflushedBytesPerConnection,
@@ -93,15 +100,19 @@ export class ClientGateway implements Transport<GroupMessage> {
     );
   }
 
-  /** Builds the gateway; `serve` starts the transport it wraps, serving the gateway's KvService too. */
+  /**
+   * Builds the gateway of a node of cluster `clusterId`; `serve` starts the
+   * transport it wraps, serving the gateway's KvService too.
+   */
   static async start(
+    clusterId: string,
     serve: (kvService: {
       readonly definition: grpc.ServiceDefinition;
       readonly implementation: grpc.UntypedServiceImplementation;
     }) => Promise<Transport<GroupMessage>>,
     limits: Partial<GatewayLimits> = {},
   ): Promise<ClientGateway> {
-    const g = new ClientGateway({
+    const g = new ClientGateway(clusterId, {
       maxUnflushedBytesPerConnection: limits.maxUnflushedBytesPerConnection ?? DEFAULT_MAX_UNFLUSHED_BYTES_PER_CONNECTION,
       maxUnflushedBytes: limits.maxUnflushedBytes ?? DEFAULT_MAX_UNFLUSHED_BYTES,
     });
@@ -120,6 +131,11 @@ export class ClientGateway implements Transport<GroupMessage> {
 
   /** KvService.Submit. */
   private readonly submit = (call: Call, callback: Callback): void => {
+    const wrongCluster = clusterRefusal(call.metadata, this.clusterId, true);
+    if (wrongCluster !== undefined) {
+      callback(wrongCluster);
+      return;
+    }
     let command;
     try {
       command = amoCommandFromWire(call.request);

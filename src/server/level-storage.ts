@@ -18,6 +18,11 @@
 // Same observable behaviour as MemoryStorage (test/storage-contract.ts):
 // spaces by name and keys in byte order; values never alias caller buffers; a
 // write to a space it was not opened with is an Error and applies nothing.
+//
+// Only `create` makes a new store; `open` refuses a missing one (LevelDB's
+// createIfMissing would turn a lost folder or a deleted CURRENT into a silent
+// empty store). One root key outside every space holds the node's identity
+// record (node-identity.ts), written by `create`'s caller.
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { ClassicLevel, type BatchOperation } from 'classic-level';
@@ -61,6 +66,20 @@ interface Space {
 // synced write after the batch: that syncs LevelDB's log, and so every write
 // before it, without passing options to the batch itself (see write()).
 const SYNC_MARKER_KEY = '~sync';
+// A root key outside every sublevel: no space write or clear can touch it.
+const IDENTITY_KEY = '~identity';
+
+/** LevelDB would not open a store; `locked`: another process or instance holds it. */
+export class StorageOpenError extends Error {
+  override readonly name = 'StorageOpenError';
+  constructor(
+    message: string,
+    readonly locked: boolean,
+    options: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
 
 export class LevelStorage implements Storage {
   private readonly snapshots = new Map<number, LevelSnapshot>();
@@ -82,23 +101,41 @@ export class LevelStorage implements Storage {
   }
 
   /**
-   * Opens (creating if missing) the LevelDB at `dir`. Fails if another process
-   * or instance holds it, and with a StorageCorruptionError if its files are
-   * damaged or missing.
+   * Opens the existing LevelDB at `dir`. A StorageOpenError when there is
+   * none (a missing or empty folder) or another process or instance holds it;
+   * a StorageCorruptionError when its files are damaged or missing.
    */
-  static async open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
+  static open(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
+    return LevelStorage.openDb(dir, spaces, { createIfMissing: false });
+  }
+
+  /** Creates a new LevelDB at `dir` (its parent must exist); a StorageOpenError if one is there already. */
+  static create(dir: string, spaces: readonly string[]): Promise<LevelStorage> {
+    return LevelStorage.openDb(dir, spaces, { createIfMissing: true, errorIfExists: true });
+  }
+
+  private static async openDb(
+    dir: string,
+    spaces: readonly string[],
+    mode: { readonly createIfMissing: boolean; readonly errorIfExists?: boolean },
+  ): Promise<LevelStorage> {
     checkSpaceNames(spaces);
     checkBeforeOpen(dir);
     const db: Db = new ClassicLevel<string, Uint8Array>(dir, {
       keyEncoding: 'utf8',
       valueEncoding: 'view',
       cacheSize: BLOCK_CACHE_BYTES,
+      ...mode,
     });
     try {
       await db.open();
     } catch (error) {
-      if (isCorruption(error)) throw new StorageCorruptionError(`LevelDB cannot open it: ${describe(error)}`, { path: dir }, { cause: error });
-      throw new Error(`cannot open LevelDB storage in ${dir}: ${describe(error)}`, { cause: error });
+      if (hasCode(error, 'LEVEL_CORRUPTION')) {
+        throw new StorageCorruptionError(`LevelDB cannot open it: ${describe(error)}`, { path: dir }, { cause: error });
+      }
+      throw new StorageOpenError(`cannot open LevelDB storage in ${dir}: ${describe(error)}`, hasCode(error, 'LEVEL_LOCKED'), {
+        cause: error,
+      });
     }
     const damage = ignoredDamage(dir);
     if (damage.length > 0) {
@@ -225,6 +262,17 @@ export class LevelStorage implements Storage {
     this.checkIntact();
   }
 
+  /** The identity record's bytes (node-identity.ts), or undefined when the store has none. */
+  readIdentity(): Uint8Array | undefined {
+    const value = this.db.getSync(IDENTITY_KEY);
+    return value === undefined ? undefined : new Uint8Array(value);
+  }
+
+  /** Replaces the identity record, synced. */
+  async writeIdentity(value: Uint8Array): Promise<void> {
+    await this.db.put(IDENTITY_KEY, value, { sync: true });
+  }
+
   /** Idempotent. */
   async close(): Promise<void> {
     await this.scrubber.stop();
@@ -260,7 +308,7 @@ export class LevelStorage implements Storage {
 
   /** A LevelDB read error: corruption it detected becomes a StorageCorruptionError. */
   private readError(error: unknown, site: Omit<CorruptionSite, 'path'>): unknown {
-    if (!isCorruption(error)) return error;
+    if (!hasCode(error, 'LEVEL_CORRUPTION')) return error;
     return this.found(new StorageCorruptionError(`LevelDB cannot read it: ${describe(error)}`, { path: this.dir, ...site }, { cause: error }));
   }
 
@@ -308,11 +356,11 @@ type PreparedStep =
   | { readonly kind: 'snapshot'; readonly id: number };
 type LevelSnapshot = ReturnType<Db['snapshot']>;
 
-/** Whether LevelDB reported damaged data (LEVEL_CORRUPTION), at this level or in a cause. */
-function isCorruption(error: unknown): boolean {
+/** Whether `error` or one of its causes has this code. */
+function hasCode(error: unknown, code: string): boolean {
   let current: unknown = error;
   for (let depth = 0; current instanceof Error && depth < 5; depth++) {
-    if ('code' in current && current.code === 'LEVEL_CORRUPTION') return true;
+    if ('code' in current && current.code === code) return true;
     current = current.cause;
   }
   return false;

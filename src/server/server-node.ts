@@ -1,6 +1,8 @@
 // One server process's node: a KV group server (Paxos hosting the KV application),
 // wired to LevelDB (its data folder) and gRPC (peer stream, client and admin
-// services on one port).
+// services on one port). It runs only on storage whose identity record names
+// this node of this cluster (node-storage.ts), or on a fresh store made by
+// `rebuild`.
 import * as grpc from '@grpc/grpc-js';
 import type { NodeId } from '../core/ids.js';
 import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
@@ -17,7 +19,10 @@ import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
 import { GrpcTransport } from './grpc-transport.js';
-import { LevelStorage } from './level-storage.js';
+import { clusterRefusal } from './cluster-guard.js';
+import { openNodeStorage, rebuildNodeStorage } from './node-storage.js';
+import { encodeIdentity } from './node-identity.js';
+import { assert } from '../core/assert.js';
 import { NodeHost } from '../runtime/node-host.js';
 
 export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING & typeof DEFAULT_GROUP_TUNING;
@@ -44,20 +49,37 @@ export function parseTuning(json: string | undefined): Partial<PaxosTuning> {
   return tuning;
 }
 
+export interface ServerNodeOptions {
+  readonly tuning?: Partial<PaxosTuning>;
+  /**
+   * Replace the node's storage with a fresh one (the old folder is moved
+   * aside) and rejoin in rebuild mode: for a node that lost its data.
+   */
+  readonly rebuild: boolean;
+}
+
 export interface ServerNode {
   readonly id: NodeId;
+  /** In rebuild mode: started with `rebuild`, or its storage is still marked rebuilding from such a start. */
+  readonly rebuilding: boolean;
+  /** Where `rebuild` moved the old data folder; undefined when there was none to move. */
+  readonly movedAside: string | undefined;
   status(): NodeStatus;
   close(): Promise<void>;
 }
 
+/** Starts a node; a StorageRefusedError when its storage is missing, empty, damaged or not its own. */
 export async function startServerNode(
   cluster: ClusterConfig,
   id: string,
-  tuning: Partial<PaxosTuning> = {},
+  options: ServerNodeOptions = { rebuild: false },
 ): Promise<ServerNode> {
   const { group, node } = findNode(cluster, id);
   const members = group.nodes.map((n) => n.id);
-  const storage = await LevelStorage.open(node.dataDir, GROUP_SPACES);
+  const opened = options.rebuild
+    ? await rebuildNodeStorage(cluster, node, GROUP_SPACES)
+    : { ...(await openNodeStorage(cluster, node, GROUP_SPACES)), movedTo: undefined };
+  const { storage, identity } = opened;
   let server: KvGroupServer | undefined;
   const status = (): NodeStatus => {
     if (server === undefined) throw new Error('node not started');
@@ -86,15 +108,16 @@ export async function startServerNode(
       transferSource: receiver.source() ?? '',
       transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
       servingTransfers: sender.servingCount(),
+      clusterId: cluster.clusterId,
     };
   };
-  const gateway = await ClientGateway.start((kv) =>
+  const gateway = await ClientGateway.start(cluster.clusterId, (kv) =>
     GrpcTransport.start<GroupMessage>({
       self: node.id,
       listen: node.address,
       peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
       codec: groupWireCodec,
-      services: [{ definition: AdminServiceService, implementation: adminService(status) }, kv],
+      services: [{ definition: AdminServiceService, implementation: adminService(cluster.clusterId, status) }, kv],
     }),
   ).catch(async (err: unknown) => {
     await storage.close();
@@ -103,21 +126,34 @@ export async function startServerNode(
   const host = await NodeHost.start<GroupMessage, GroupTimer>({
     id: node.id,
     factory: (env, stored) =>
+      // A store made by --rebuild: the acceptor starts rebuilding (a durable mark of its own) and
+      // votes only once that is safe (src/paxos/rejoin.ts). Ignored once it holds acceptor state.
       (server = new KvGroupServer(
         env,
-        { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...tuning, self: node.id, members },
+        { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...options.tuning, self: node.id, members, rebuild: identity.rebuilding },
         stored,
       )),
     storage,
     preload: GROUP_PRELOAD,
     transport: gateway,
   });
-  return { id: node.id, status, close: () => host.close() };
+  const paxos = server?.paxos;
+  assert(paxos !== undefined, 'the host built the group server');
+  if (identity.rebuilding && !paxos.acceptor.rebuilding) {
+    // The rebuild finished in an earlier run: the identity record says so too.
+    await storage.writeIdentity(encodeIdentity({ ...identity, rebuilding: false }));
+  }
+  return { id: node.id, rebuilding: paxos.acceptor.rebuilding, movedAside: opened.movedTo, status, close: () => host.close() };
 }
 
-function adminService(status: () => NodeStatus): grpc.UntypedServiceImplementation {
+function adminService(clusterId: string, status: () => NodeStatus): grpc.UntypedServiceImplementation {
   return {
-    status: (_call: grpc.ServerUnaryCall<unknown, NodeStatus>, callback: grpc.sendUnaryData<NodeStatus>) => {
+    status: (call: grpc.ServerUnaryCall<unknown, NodeStatus>, callback: grpc.sendUnaryData<NodeStatus>) => {
+      const wrongCluster = clusterRefusal(call.metadata, clusterId, false);
+      if (wrongCluster !== undefined) {
+        callback(wrongCluster);
+        return;
+      }
       try {
         callback(null, status());
       } catch (err) {

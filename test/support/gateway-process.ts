@@ -4,7 +4,7 @@
 // large value). Prints "listening <port>"; on each stdin line "mem" it runs a
 // full GC and prints one JSON line of its memory figures and gateway stats.
 //
-// Usage: node --expose-gc --import tsx test/support/gateway-process.ts --reply-bytes N
+// Usage: node --expose-gc --import tsx test/support/gateway-process.ts --reply-bytes N --cluster-id ID
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { nodeId } from '../../src/core/ids.js';
@@ -13,12 +13,14 @@ import type { GroupMessage } from '../../src/kv/group-server.js';
 import { ClientGateway } from '../../src/server/client-gateway.js';
 import { GrpcTransport } from '../../src/server/grpc-transport.js';
 
-const { values: args } = parseArgs({ options: { 'reply-bytes': { type: 'string', default: String(1 << 20) } } });
+const { values: args } = parseArgs({
+  options: { 'reply-bytes': { type: 'string', default: String(1 << 20) }, 'cluster-id': { type: 'string', default: 'c1' } },
+});
 const replyBytes = Number(args['reply-bytes']);
 
 async function main(): Promise<void> {
   let port = 0;
-  const gateway = await ClientGateway.start(async (kv) => {
+  const gateway = await ClientGateway.start(args['cluster-id'], async (kv) => {
     const t = await GrpcTransport.start<GroupMessage>({
       self: nodeId('server'),
       listen: '127.0.0.1:0',

@@ -1,5 +1,5 @@
 // Child process for the LevelStorage SIGKILL test (test/storage.test.ts):
-// opens LevelStorage in <dir> and issues <count> synced writes, one after
+// creates LevelStorage in <dir> and issues <count> synced writes, one after
 // another with no pause, so a kill lands inside a write. Write i is one call
 // of <ops> puts spread over spaces 'a' and 'b' (see writerBatch); the child
 // prints "i\n" only after write i resolved. After the last one it stays alive
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
   if (dir === undefined || count === undefined || ops === undefined || valueBytes === undefined) {
     throw new Error('usage: level-writer.ts <dir> <count> <ops> <valueBytes>');
   }
-  const storage = await LevelStorage.open(dir, WRITER_SPACES);
+  const storage = await LevelStorage.create(dir, WRITER_SPACES);
   for (let i = 0; i < Number(count); i++) {
     await storage.write(writerBatch(i, Number(ops), Number(valueBytes)), { sync: true });
     // stdout to a pipe is synchronous on Linux: the ack is out before the next write starts.

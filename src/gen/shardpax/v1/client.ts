@@ -53,6 +53,8 @@ export interface NodeStatus {
   arrayBuffersBytes: number;
   /** Messages from the network dropped while writes waited for the disk at their bound. */
   droppedMessages: number;
+  /** The cluster this node belongs to (its storage's identity record). */
+  clusterId: string;
 }
 
 function createBaseStatusRequest(): StatusRequest {
@@ -112,6 +114,7 @@ function createBaseNodeStatus(): NodeStatus {
     heapUsedBytes: 0,
     arrayBuffersBytes: 0,
     droppedMessages: 0,
+    clusterId: "",
   };
 }
 
@@ -176,6 +179,9 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
     if (message.droppedMessages !== 0) {
       writer.uint32(160).uint64(message.droppedMessages);
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(170).string(message.clusterId);
     }
     return writer;
   },
@@ -353,6 +359,14 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             message.droppedMessages = longToNumber(reader.uint64());
             continue;
           }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -370,6 +384,12 @@ export const NodeStatus: MessageFns<NodeStatus> = {
  * The client API: request/response, answered once the command is decided and
  * applied (DESIGN.md 3). Commands carry exactly-once session numbering; a
  * client retries until answered.
+ *
+ * Every call on both services may carry the metadata entry
+ * `shardpax-cluster-id`: the cluster the caller's cluster file names. A node
+ * of another cluster refuses the call with FAILED_PRECONDITION and names its
+ * own cluster in the trailer `shardpax-node-cluster-id`. KvService.Submit
+ * must carry it; Status may leave it out (an operator's probe).
  */
 export type KvServiceService = typeof KvServiceService;
 export const KvServiceService = {

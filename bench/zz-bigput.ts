@@ -1,0 +1,20 @@
+import { connect } from '../src/client/db.js';
+import { fetchStatus } from '../src/client/admin.js';
+import { readFileSync } from 'node:fs';
+const file = process.argv[2]!;
+const secs = Number(process.argv[3] ?? 60);
+const db = await connect({ cluster: file, timeoutMs: 20_000 });
+const value = new Uint8Array(1 << 20).fill(7);
+let ok = 0, err = 0, i = 0;
+const end = Date.now() + secs * 1000;
+const worker = async () => { while (Date.now() < end) { try { await db.put(`k${i++}`, value); ok++; } catch (e) { err++; console.log('ERR', (e as Error).message.slice(0, 100)); } } };
+const addrs = JSON.parse(readFileSync(file, 'utf8')).groups[0].nodes.map((n: { address: string }) => n.address);
+const poll = setInterval(async () => {
+  const rows = await Promise.all(addrs.map((a: string) => fetchStatus(a, 1000).then((s) => `${s.node}:${s.leader ? 'L' : '-'}b${s.ballotRound} ap${s.appliedBelow} rss${Math.round(s.rssBytes / 1e6)} drop${s.droppedMessages}`, () => `${a}:down`)));
+  console.log(new Date().toISOString().slice(11, 23), `ok ${ok} err ${err}`, rows.join(' '));
+}, 2000);
+await Promise.all(Array.from({ length: 8 }, worker));
+clearInterval(poll);
+console.log('done ok', ok, 'err', err);
+await db.close();
+process.exit(0);
