@@ -57,6 +57,7 @@ export async function startServerNode(
 ): Promise<ServerNode> {
   const { group, node } = findNode(cluster, id);
   const members = group.nodes.map((n) => n.id);
+  const peers = new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address]));
   const storage = await LevelStorage.open(node.dataDir, GROUP_SPACES);
   let server: KvGroupServer | undefined;
   const status = (): NodeStatus => {
@@ -91,8 +92,10 @@ export async function startServerNode(
   const gateway = await ClientGateway.start((kv) =>
     GrpcTransport.start<GroupMessage>({
       self: node.id,
+      clusterId: cluster.clusterId,
+      admits: (peer) => peers.has(peer),
       listen: node.address,
-      peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
+      peers,
       codec: groupWireCodec,
       services: [{ definition: AdminServiceService, implementation: adminService(status) }, kv],
     }),
