@@ -1,7 +1,9 @@
 // One server process's node: a KV group server (Paxos hosting the KV application),
 // wired to LevelDB (its data folder) and gRPC (peer stream, client and admin
-// services on one port).
+// services on one port). Invalid input the transport and the group server
+// drop is counted in its status and logged at most every 10 s (drop-log.ts).
 import * as grpc from '@grpc/grpc-js';
+import type { DropCounter } from '../core/drop-counter.js';
 import type { NodeId } from '../core/ids.js';
 import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
 import {
@@ -13,9 +15,11 @@ import {
   KvGroupServer,
 } from '../kv/group-server.js';
 import { groupWireCodec } from '../kv/wire.js';
+import { MAX_BATCH_COMMANDS } from '../paxos/limits.js';
 import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
+import { DropLog } from './drop-log.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { LevelStorage } from './level-storage.js';
 import { NodeHost } from '../runtime/node-host.js';
@@ -41,6 +45,9 @@ export function parseTuning(json: string | undefined): Partial<PaxosTuning> {
     }
     tuning[key] = value;
   }
+  if ((tuning.maxBatch ?? 0) > MAX_BATCH_COMMANDS) {
+    throw new Error(`SHARDPAX_TUNING: maxBatch must be at most ${MAX_BATCH_COMMANDS}: peers refuse larger batches`);
+  }
   return tuning;
 }
 
@@ -60,6 +67,8 @@ export async function startServerNode(
   const peers = new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address]));
   const storage = await LevelStorage.open(node.dataDir, GROUP_SPACES);
   let server: KvGroupServer | undefined;
+  let transport: GrpcTransport<GroupMessage> | undefined;
+  const dropCounters = (): DropCounter[] => [transport?.invalid, server?.paxos.invalid].filter((c) => c !== undefined);
   const status = (): NodeStatus => {
     if (server === undefined) throw new Error('node not started');
     const { leader: l, replica, acceptor, receiver, sender } = server.paxos;
@@ -87,10 +96,13 @@ export async function startServerNode(
       transferSource: receiver.source() ?? '',
       transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
       servingTransfers: sender.servingCount(),
+      invalidMessages: invalidByReason(dropCounters()),
+      promisedRound: acceptor.ballot.round,
+      promisedLeader: acceptor.ballot.leader,
     };
   };
-  const gateway = await ClientGateway.start((kv) =>
-    GrpcTransport.start<GroupMessage>({
+  const gateway = await ClientGateway.start(async (kv) => {
+    transport = await GrpcTransport.start<GroupMessage>({
       self: node.id,
       clusterId: cluster.clusterId,
       admits: (peer) => peers.has(peer),
@@ -98,8 +110,9 @@ export async function startServerNode(
       peers,
       codec: groupWireCodec,
       services: [{ definition: AdminServiceService, implementation: adminService(status) }, kv],
-    }),
-  ).catch(async (err: unknown) => {
+    });
+    return transport;
+  }).catch(async (err: unknown) => {
     await storage.close();
     throw err;
   });
@@ -115,7 +128,21 @@ export async function startServerNode(
     preload: GROUP_PRELOAD,
     transport: gateway,
   });
-  return { id: node.id, status, close: () => host.close() };
+  const dropLog = new DropLog(`node ${node.id}`, dropCounters(), (line) => console.warn(line));
+  const poll = setInterval(() => dropLog.poll(performance.now()), 1_000);
+  poll.unref();
+  const close = async () => {
+    clearInterval(poll);
+    await host.close();
+  };
+  return { id: node.id, status, close };
+}
+
+/** Drops by reason, summed over `counters`. */
+function invalidByReason(counters: readonly DropCounter[]): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const c of counters) for (const [reason, n] of c.byReason()) sum[reason] = (sum[reason] ?? 0) + n;
+  return sum;
 }
 
 function adminService(status: () => NodeStatus): grpc.UntypedServiceImplementation {

@@ -53,6 +53,19 @@ export interface NodeStatus {
   arrayBuffersBytes: number;
   /** Messages from the network dropped while writes waited for the disk at their bound. */
   droppedMessages: number;
+  /**
+   * Input from the network dropped as invalid (bad handshakes, frames that do
+   * not decode, messages that break a rule of the protocol), by reason.
+   */
+  invalidMessages: { [key: string]: number };
+  /** The highest ballot this node's acceptor promised (0 and "" when none). */
+  promisedRound: number;
+  promisedLeader: string;
+}
+
+export interface NodeStatus_InvalidMessagesEntry {
+  key: string;
+  value: number;
 }
 
 function createBaseStatusRequest(): StatusRequest {
@@ -112,6 +125,9 @@ function createBaseNodeStatus(): NodeStatus {
     heapUsedBytes: 0,
     arrayBuffersBytes: 0,
     droppedMessages: 0,
+    invalidMessages: {},
+    promisedRound: 0,
+    promisedLeader: "",
   };
 }
 
@@ -176,6 +192,15 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
     if (message.droppedMessages !== 0) {
       writer.uint32(160).uint64(message.droppedMessages);
+    }
+    globalThis.Object.entries(message.invalidMessages).forEach(([key, value]: [string, number]) => {
+      NodeStatus_InvalidMessagesEntry.encode({ key: key as any, value }, writer.uint32(170).fork()).join();
+    });
+    if (message.promisedRound !== 0) {
+      writer.uint32(176).uint64(message.promisedRound);
+    }
+    if (message.promisedLeader !== "") {
+      writer.uint32(186).string(message.promisedLeader);
     }
     return writer;
   },
@@ -351,6 +376,90 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             }
 
             message.droppedMessages = longToNumber(reader.uint64());
+            continue;
+          }
+          case 21: {
+            if (tag !== 170) {
+              break;
+            }
+
+            const entry21 = NodeStatus_InvalidMessagesEntry.decode(reader, reader.uint32());
+            if (entry21.value !== undefined) {
+              message.invalidMessages[entry21.key] = entry21.value;
+            }
+            continue;
+          }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.promisedRound = longToNumber(reader.uint64());
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.promisedLeader = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseNodeStatus_InvalidMessagesEntry(): NodeStatus_InvalidMessagesEntry {
+  return { key: "", value: 0 };
+}
+
+export const NodeStatus_InvalidMessagesEntry: MessageFns<NodeStatus_InvalidMessagesEntry> = {
+  encode(message: NodeStatus_InvalidMessagesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeStatus_InvalidMessagesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeStatus_InvalidMessagesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
             continue;
           }
         }
