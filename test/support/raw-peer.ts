@@ -18,8 +18,10 @@ export const p1a = (round: number, leader: string, fromSlot = 0): PeerMessage =>
   paxosMessage({ $case: 'p1a', value: { ballot: { round, leader }, fromSlot } });
 
 export class RawPeer {
-  /** Frames the node sent on this stream, decoded (undecodable ones are kept out). */
-  readonly received: PeerFrame[] = [];
+  /** The first frame the node sent on this stream (its hello), if it decodes. */
+  first: PeerFrame | undefined;
+  /** Frames the node sent on this stream (a fuzz run makes it answer a lot: only counted). */
+  framesReceived = 0;
   /** The status code the stream ended with. */
   readonly status: Promise<number>;
   private readonly stream: grpc.ClientDuplexStream<Buffer, Buffer>;
@@ -32,10 +34,11 @@ export class RawPeer {
     this.stream = client.makeBidiStreamRequest<Buffer, Buffer>(PeerServiceService.exchange.path, asIs, asIs);
     this.stream.on('error', () => {}); // the status says it
     this.stream.on('data', (b: Buffer) => {
+      if (this.framesReceived++ > 0) return;
       try {
-        this.received.push(PeerFrame.decode(b));
+        this.first = PeerFrame.decode(b);
       } catch {
-        // not ours to judge
+        // handshake() says so
       }
     });
     this.status = new Promise((resolve) => this.stream.on('status', (s: grpc.StatusObject) => resolve(s.code)));
@@ -56,14 +59,14 @@ export class RawPeer {
     const deadline = Date.now() + timeoutMs;
     let ended = false;
     void this.status.then(() => (ended = true));
-    while (this.received.length === 0) {
+    while (this.framesReceived === 0) {
       if (ended) throw new Error(`stream ended before the node's hello (status ${await this.status})`);
       if (Date.now() > deadline) throw new Error('no hello from the node');
       await new Promise((r) => setTimeout(r, 5));
     }
-    const hello = this.received[0];
-    if (hello?.hello === undefined) throw new Error('the node answered without a hello');
-    return hello;
+    const first = this.first;
+    if (first?.hello === undefined) throw new Error('the node answered without a hello');
+    return first;
   }
 
   close(): void {
