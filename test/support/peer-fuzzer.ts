@@ -197,21 +197,31 @@ export class PeerFuzzer {
   }
 }
 
-/** Whether a frame from `self` could be a valid message that changes the target's state (the test does not send those). */
-export function mayChangeState(bytes: Buffer, self: string, members: readonly string[]): boolean {
+/**
+ * How the target must take a frame on `self`'s stream, as the generated
+ * decoder (the target's too) sees it: dropped whole (it does not decode,
+ * repeats the hello, or names another sender), or read message by message;
+ * or not to be sent, because it could be a valid message that changes the
+ * target's state.
+ */
+export type FrameClass = 'frame-undecodable' | 'frame-repeated-hello' | 'frame-wrong-sender' | 'messages' | 'may-change-state';
+
+export function classify(bytes: Buffer, self: string, members: readonly string[]): FrameClass {
   let f: PeerFrame;
   try {
     f = PeerFrame.decode(bytes);
   } catch {
-    return false;
+    return 'frame-undecodable';
   }
-  if (f.hello !== undefined || f.from !== self) return false;
-  return f.messages.some((m) => {
+  if (f.hello !== undefined) return 'frame-repeated-hello';
+  if (f.from !== self) return 'frame-wrong-sender';
+  const changes = f.messages.some((m) => {
     const body = m.body?.$case === 'paxos' ? m.body.value.body : undefined;
     if (body === undefined || !STATEFUL.has(body.$case)) return false;
     if (body.$case === 'propose' && body.value.commands.length === 0) return false; // proposes nothing
     return withinBounds(body.value, members);
   });
+  return changes ? 'may-change-state' : 'messages';
 }
 
 /** Whether a first frame is a hello the target accepts from a member: not sent, it would take over a live link. */
@@ -260,14 +270,14 @@ const stringFields = (v: unknown): Field[] => fieldsOf(v, 'string');
 
 /** Messages whose batch is past the bound (or a Propose of nothing). */
 function oversizedMessages(t: Target): PeerMessage[] {
-  const commands = (n: number) => Array.from({ length: n }, () => new Uint8Array([1]));
+  const commands = (n: number) => Array.from({ length: n }, () => new Uint8Array(0));
   const stale = { round: Math.max(1, t.promisedRound - 1), leader: 'n1' };
   return [
     paxosMessage({ $case: 'propose', value: { commands: [] } }),
     paxosMessage({ $case: 'propose', value: { commands: commands(MAX_BATCH + 1) } }),
     paxosMessage({ $case: 'decision', value: { slot: t.applied, batch: { commands: commands(MAX_BATCH + 1) } } }),
-    paxosMessage({ $case: 'p2a', value: { pvalue: { slot: t.applied, ballot: stale, batch: { commands: commands(MAX_BATCH + 50) } } } }),
-    paxosMessage({ $case: 'catchupReply', value: { decisions: [{ slot: t.applied, batch: { commands: commands(10_000) } }], logStart: 0 } }),
+    paxosMessage({ $case: 'p2a', value: { pvalue: { slot: t.applied, ballot: stale, batch: { commands: commands(MAX_BATCH + 1) } } } }),
+    paxosMessage({ $case: 'catchupReply', value: { decisions: [{ slot: t.applied, batch: { commands: commands(MAX_BATCH + 1) } }], logStart: 0 } }),
   ];
 }
 
