@@ -1,8 +1,9 @@
 // Logs the invalid input a node dropped (src/core/drop-counter.ts), at most
 // one line per interval: a peer that floods a node with bad frames must not
 // flood its log too. Each line says how many were dropped since the last
-// one, by reason, with the latest as an example. The owner calls poll()
-// often (every second); nothing is logged while nothing is dropped.
+// one, the counts by reason so far, and one drop as an example (the latest
+// of the first counter that grew). The owner calls poll() often (every
+// second); nothing is logged while nothing is dropped.
 import type { DropCounter } from '../core/drop-counter.js';
 
 export const DROP_LOG_INTERVAL_MS = 10_000;
