@@ -27,6 +27,8 @@ async function gateway(answerBytes: number): Promise<{ g: ClientGateway; port: n
   const g = await ClientGateway.start(CLUSTER, async (kv) => {
     const t = await GrpcTransport.start<GroupMessage>({
       self: nodeId('server'),
+      clusterId: 'test',
+      admits: () => false, // clients only: no peer streams
       listen: '127.0.0.1:0',
       peers: new Map(),
       codec: groupWireCodec,

@@ -1,12 +1,15 @@
 // The gRPC transport's memory bounds (issue 6, item 6): per-peer queues and
 // frames bounded in bytes as well as messages (the pure framing first, then
 // two real transports on loopback), oversized messages dropped before they
-// could break a stream, and malformed frames counted and dropped.
+// could break a stream. Its door (issue 7, item 3): a stream carries
+// messages only after a valid hello each way; malformed frames and messages
+// are counted by reason and dropped.
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NodeId, nodeId } from '../src/core/ids.js';
-import { PeerFrame, type PeerMessage, PeerServiceService } from '../src/gen/shardpax/v1/peer.js';
+import { PeerFrame, type PeerHello, type PeerMessage, PeerServiceService } from '../src/gen/shardpax/v1/peer.js';
+import { WireError } from '../src/rpc/codec.js';
 import { MessageQueue, PeerQueue, SMALL_ENTRY_BYTES, takeFrame } from '../src/server/frame-queue.js';
 import { GrpcTransport, MAX_WIRE_MESSAGE_BYTES, type WireCodec } from '../src/server/grpc-transport.js';
 
@@ -133,7 +136,7 @@ const codec: WireCodec<Msg> = {
     },
   }),
   fromWire: (w: PeerMessage) => {
-    if (w.body?.$case !== 'clientCommand' || w.body.value.kind?.$case !== 'request') throw new Error('not a test message');
+    if (w.body?.$case !== 'clientCommand' || w.body.value.kind?.$case !== 'request') throw new WireError('not a test message');
     return { seq: w.body.value.kind.value.seq, payload: w.body.value.kind.value.command };
   },
 };
@@ -143,13 +146,17 @@ afterEach(async () => {
   for (const t of open.splice(0).reverse()) await t.close();
 });
 
+const CLUSTER = 'test-cluster';
+
 async function node(
   self: string,
   peers: Record<string, number>,
-  options: { maxQueueBytes?: number } = {},
+  options: { maxQueueBytes?: number; clusterId?: string; admits?: (peer: NodeId) => boolean; handshakeTimeoutMs?: number } = {},
 ): Promise<{ t: GrpcTransport<Msg>; got: Array<{ from: NodeId; m: Msg }> }> {
   const t = await GrpcTransport.start<Msg>({
     self: nodeId(self),
+    clusterId: CLUSTER,
+    admits: () => true,
     listen: '127.0.0.1:0',
     peers: new Map(Object.entries(peers).map(([id, port]) => [nodeId(id), `127.0.0.1:${port}`])),
     codec,
@@ -214,19 +221,151 @@ describe('GrpcTransport', () => {
 
   it('counts and drops malformed frames and messages without ending the stream', async () => {
     const a = await node('a', {});
-    const raw = new grpc.Client(`127.0.0.1:${a.t.port}`, grpc.credentials.createInsecure());
-    open.push(raw);
-    const asIs = (b: Buffer) => b;
-    const stream = raw.makeBidiStreamRequest<Buffer, Buffer>(PeerServiceService.exchange.path, asIs, asIs);
-    open.push({ close: () => void stream.end() });
-    const frame = (from: string, messages: PeerMessage[]) => Buffer.from(PeerFrame.encode({ from, messages }).finish());
-    stream.write(frame('x', [])); // introduces 'x'
+    const stream = rawStream(a.t.port);
+    stream.write(frame('x', [], { clusterId: CLUSTER, to: 'a' })); // introduces 'x'
     stream.write(Buffer.from([0x0f])); // field 1 with wire type 7: not protobuf
     stream.write(frame('x', [{ body: undefined }])); // decodes, but the codec refuses it
     stream.write(frame('someone-else', [codec.toWire(msg(1, 1))])); // not this stream's peer
-    stream.write(frame('x', [codec.toWire(msg(2, 1))]));
+    stream.write(frame('x', [codec.toWire(msg(2, 1))], { clusterId: CLUSTER, to: 'a' })); // a second hello
+    stream.write(frame('x', [codec.toWire(msg(3, 1))]));
     await until('the valid message', () => a.got.length === 1);
-    expect(a.got[0]).toMatchObject({ from: 'x', m: { seq: 2 } });
-    expect(a.t.stats).toMatchObject({ malformedFrames: 2, malformedMessages: 1, droppedMessages: 0 });
+    expect(a.got[0]).toMatchObject({ from: 'x', m: { seq: 3 } });
+    expect(reasons(a.t)).toEqual({
+      'frame-undecodable': 1,
+      'message-undecodable': 1,
+      'frame-wrong-sender': 1,
+      'frame-repeated-hello': 1,
+    });
+    expect(a.t.stats.droppedMessages).toBe(0);
   });
 });
+
+describe('GrpcTransport handshake', () => {
+  const refusals: Array<[string, (peer: number) => Buffer, string]> = [
+    // Issue 7's forged frame: a stranger's first frame carries a message, and no hello.
+    ['no hello', () => frame('n9', [codec.toWire(msg(1, 1))]), 'handshake-missing'],
+    ['a first frame that does not decode', () => Buffer.from([0xff, 0xff]), 'handshake-missing'],
+    ['a hello of another cluster', () => frame('x', [], { clusterId: 'other', to: 'a' }), 'handshake-wrong-cluster'],
+    ['a hello meant for another node', () => frame('x', [], { clusterId: CLUSTER, to: 'b' }), 'handshake-wrong-node'],
+    ['a hello from a node it does not admit', () => frame('n9', [], { clusterId: CLUSTER, to: 'a' }), 'handshake-not-member'],
+    ['a hello that is not a node id', () => frame('', [], { clusterId: CLUSTER, to: 'a' }), 'handshake-not-member'],
+    ['a hello in its own name', () => frame('a', [], { clusterId: CLUSTER, to: 'a' }), 'handshake-not-member'],
+    ['a hello from a node it dials itself', () => frame('b', [], { clusterId: CLUSTER, to: 'a' }), 'handshake-wrong-direction'],
+    [
+      'a hello with messages',
+      () => frame('x', [codec.toWire(msg(1, 1))], { clusterId: CLUSTER, to: 'a' }),
+      'handshake-missing',
+    ],
+  ];
+  for (const [what, first, reason] of refusals) {
+    it(`closes a stream that opens with ${what}, and counts it`, async () => {
+      const a = await node('a', { b: 1 }, { admits: (p) => p !== 'n9' }); // 'a' dials 'b'
+      const stream = rawStream(a.t.port);
+      const closed = statusOf(stream);
+      stream.write(first(a.t.port));
+      stream.write(frame('x', [codec.toWire(msg(2, 1))])); // would be valid on an open stream
+      expect(await closed).toBe(grpc.status.PERMISSION_DENIED);
+      expect(reasons(a.t)).toEqual({ [reason]: 1 });
+      expect(a.got).toEqual([]);
+    });
+  }
+
+  it('closes a stream that says nothing within the handshake timeout', async () => {
+    const a = await node('a', {}, { handshakeTimeoutMs: 200 });
+    const stream = rawStream(a.t.port);
+    expect(await statusOf(stream)).toBe(grpc.status.PERMISSION_DENIED);
+    expect(reasons(a.t)).toEqual({ 'handshake-timeout': 1 });
+  });
+
+  it('answers a valid hello with its own, then delivers', async () => {
+    const a = await node('a', {});
+    const stream = rawStream(a.t.port);
+    const answers: PeerFrame[] = [];
+    stream.on('data', (b: Buffer) => answers.push(PeerFrame.decode(b)));
+    stream.write(frame('x', [], { clusterId: CLUSTER, to: 'a' }));
+    stream.write(frame('x', [codec.toWire(msg(1, 1))]));
+    await until('the message', () => a.got.length === 1);
+    a.t.send(nodeId('x'), [msg(2, 1)]);
+    await until('the answer and the reply', () => answers.length === 2);
+    expect(answers[0]).toEqual({ from: 'a', messages: [], hello: { clusterId: CLUSTER, to: 'x' } });
+    expect(answers[1]?.messages.length).toBe(1);
+    expect(reasons(a.t)).toEqual({});
+  });
+
+  it('a dialer whose hello is refused counts it, and sends nothing', async () => {
+    const b = await node('b', {}, { clusterId: 'other' });
+    const a = await node('a', { b: b.t.port });
+    a.t.send(nodeId('b'), [msg(1, 1)]);
+    await until('both ends to count', () => b.t.invalid.total > 0 && a.t.invalid.total > 0);
+    expect(reasons(b.t)).toMatchObject({ 'handshake-wrong-cluster': expect.any(Number) as number });
+    expect(reasons(a.t)).toMatchObject({ 'handshake-refused': expect.any(Number) as number });
+    expect(b.got).toEqual([]);
+  });
+
+  it('a dialer closes a stream whose answer names another cluster or node, before sending anything', async () => {
+    for (const [answer, reason] of [
+      [{ from: 'b', hello: { clusterId: 'other', to: 'a' } }, 'handshake-wrong-cluster'],
+      [{ from: 'c', hello: { clusterId: CLUSTER, to: 'a' } }, 'handshake-wrong-node'],
+      [{ from: 'b', hello: { clusterId: CLUSTER, to: 'z' } }, 'handshake-wrong-node'],
+      [{ from: 'b', hello: undefined }, 'handshake-missing'],
+    ] as const) {
+      const fake = await fakePeer(() => frame(answer.from, [], answer.hello));
+      const a = await node('a', { b: fake.port });
+      a.t.send(nodeId('b'), [msg(1, 1)]);
+      await until(`a to count ${reason}`, () => a.t.invalid.total > 0);
+      expect(Object.keys(reasons(a.t))).toEqual([reason]);
+      expect(fake.received.length).toBeGreaterThan(0);
+      expect(fake.received.every((f) => f.messages.length === 0)).toBe(true); // hellos only
+      await a.t.close();
+    }
+  });
+});
+
+function frame(from: string, messages: PeerMessage[], hello?: PeerHello): Buffer {
+  return Buffer.from(PeerFrame.encode({ from, messages, hello }).finish());
+}
+
+function reasons(t: GrpcTransport<Msg>): Record<string, number> {
+  return Object.fromEntries(t.invalid.byReason());
+}
+
+const asIs = (b: Buffer) => b;
+
+/** A raw peer stream to `port`, closed after the test. */
+function rawStream(port: number): grpc.ClientDuplexStream<Buffer, Buffer> {
+  const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  open.push(raw);
+  const stream = raw.makeBidiStreamRequest<Buffer, Buffer>(PeerServiceService.exchange.path, asIs, asIs);
+  stream.on('error', () => {}); // the status is what the tests look at
+  open.push({ close: () => void stream.cancel() });
+  return stream;
+}
+
+/** The status code the stream ends with. */
+function statusOf(stream: grpc.ClientDuplexStream<Buffer, Buffer>): Promise<number> {
+  return new Promise((resolve) => stream.on('status', (s: grpc.StatusObject) => resolve(s.code)));
+}
+
+/** A gRPC server on the peer path that answers a stream's first frame with `answer()` and records what it receives. */
+async function fakePeer(answer: () => Buffer): Promise<{ port: number; received: PeerFrame[] }> {
+  const received: PeerFrame[] = [];
+  const server = new grpc.Server();
+  const exchange = { ...PeerServiceService.exchange, requestDeserialize: asIs, responseSerialize: asIs };
+  server.addService(
+    { exchange },
+    {
+      exchange: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+        call.on('data', (b: Buffer) => {
+          const f = PeerFrame.decode(b);
+          if (received.push(f) === 1) call.write(answer());
+        });
+        call.on('error', () => {});
+      },
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  open.push({ close: () => server.forceShutdown() });
+  return { port, received };
+}

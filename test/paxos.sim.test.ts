@@ -236,6 +236,8 @@ describe('multi-Paxos in simulation', () => {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }
     }
+    // Every message went through the wire codec and the door: none of an honest member's may be refused.
+    expect(markCount('invalid input dropped'), 'honest messages dropped as invalid').toBe(0);
   }, TIMEOUT_MS);
 
   it('the same seed gives the same run', () => {

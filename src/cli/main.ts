@@ -143,7 +143,8 @@ program
 
 function describe(s: NodeStatus): string {
   const role = s.leader ? 'leader' : `follower (leader: ${s.knownLeader || 'unknown'})`;
-  return `${s.node}  group ${s.group}  ${s.address}  pid ${s.pid}  ${role}  decided<${s.decidedBelow}  applied<${s.appliedBelow}  log from ${s.logStart}${s.transferSource ? `  receiving state from ${s.transferSource} (${s.transferProgress})` : ""}`;
+  const invalid = Object.values(s.invalidMessages).reduce((a, b) => a + b, 0);
+  return `${s.node}  group ${s.group}  ${s.address}  pid ${s.pid}  ${role}  decided<${s.decidedBelow}  applied<${s.appliedBelow}  log from ${s.logStart}${s.transferSource ? `  receiving state from ${s.transferSource} (${s.transferProgress})` : ""}${invalid > 0 ? `  dropped ${invalid} invalid inputs (--json: invalidMessages)` : ''}${s.rebuilding ? `  ${s.rebuilding}` : ''}`;
 }
 
 program.parseAsync().catch((err: unknown) => {

@@ -22,6 +22,11 @@ export function nodeId(s: string): NodeId {
   return s as NodeId;
 }
 
+/** `s` as a node id, or undefined if it is not one: for ids that arrive from outside. */
+export function parseNodeId(s: string): NodeId | undefined {
+  return NODE_ID.test(s) ? (s as NodeId) : undefined;
+}
+
 function nat<T extends number>(n: number, what: string): T {
   assert(Number.isSafeInteger(n) && n >= 0, `bad ${what}: ${n}`);
   return n as T;

@@ -117,8 +117,12 @@ const SPACE_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 /** With the `u` flag only a lone surrogate matches: UTF-8, LevelDB's key encoding, cannot hold one. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
+export function isSpaceName(name: string): boolean {
+  return SPACE_NAME.test(name);
+}
+
 export function checkSpaceNames(names: readonly string[]): void {
-  for (const name of names) assert(SPACE_NAME.test(name), `bad storage space name ${JSON.stringify(name)}`);
+  for (const name of names) assert(isSpaceName(name), `bad storage space name ${JSON.stringify(name)}`);
   assert(new Set(names).size === names.length, `duplicate storage space in [${names.join(', ')}]`);
 }
 

@@ -54,6 +54,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   private readonly stores: AmoStores;
   /** Command key -> the client to answer when it applies, and when this server last proposed it. */
   private readonly waiting = new Map<string, { readonly client: NodeId; readonly proposedAt: number }>();
+  private readonly members: ReadonlySet<NodeId>;
 
   constructor(
     private readonly env: Env<GroupMessage, GroupTimer>,
@@ -66,6 +67,7 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       results: this.store(STATE_SPACE, RESULTS_PREFIX),
       app: this.store(STATE_SPACE, DATA_PREFIX),
     };
+    this.members = new Set(config.members);
     this.amo = new AmoApplication(new KvApplication(), config.amo);
     this.amo.load(space(stored, SESSIONS_SPACE));
     this.paxos = new PaxosServer(
@@ -84,13 +86,20 @@ export class KvGroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     );
   }
 
+  /** The door for client messages; Paxos messages pass on to the Paxos server's door. */
   onMessage(from: NodeId, m: GroupMessage): void {
     switch (m.type) {
       case 'ClientCommand':
+        // Clients reach a server through its gateway; a member relays commands in a Propose, never as a client.
+        if (this.members.has(from)) {
+          this.paxos.invalid.count('client-command-from-peer', `ClientCommand from member ${from}`);
+          return;
+        }
         if (this.admit(from, m.command)) this.paxos.propose([amoCommandCodec.encode(m.command)]);
         return;
       case 'ClientResult':
-        return; // servers are not clients
+        this.paxos.invalid.count('client-result-at-server', `ClientResult from ${from}: servers are not clients`);
+        return;
       default:
         this.paxos.onMessage(from, m);
     }

@@ -1,18 +1,19 @@
 // The one mapping between Paxos domain types and the generated wire types,
 // for peer messages and for durable records alike.
+//
+// Messages come from the network, so their decoding checks every field on its
+// own (limits.ts): a number out of range, a malformed id or name, an empty or
+// oversized batch is a WireError, and the message is dropped before any role
+// sees it. Who may send what is checked on arrival (validate.ts).
 import { assert, assertNever } from '../core/assert.js';
-import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, type Slot, slot } from '../core/ids.js';
-import { StorageCorruptionError } from '../core/storage.js';
+import { BOTTOM_BALLOT, type Ballot, ballot, nodeId, type NodeId, parseNodeId, type Slot, slot } from '../core/ids.js';
+import { isSpaceName, StorageCorruptionError } from '../core/storage.js';
 import * as wire from '../gen/shardpax/v1/paxos.js';
-import { WireError } from '../rpc/codec.js';
+import { WireError, wireNat } from '../rpc/codec.js';
+import { MAX_BATCH_COMMANDS, MAX_ROUND, MAX_SLOT, MAX_TRANSFER_KEY_CHARS } from './limits.js';
 import type { Batch, DecidedSlot, PaxosMessage, PValue } from './messages.js';
 
 const ballotToWire = (b: Ballot): wire.Ballot => ({ round: b.round, leader: b.leader });
-
-function ballotFromWire(b: wire.Ballot | undefined): Ballot {
-  if (b === undefined) throw new WireError('missing ballot');
-  return b.round === 0 && b.leader === '' ? BOTTOM_BALLOT : ballot(b.round, nodeId(b.leader));
-}
 
 const batchToWire = (b: Batch): wire.Batch => ({ commands: [...b] });
 const batchFromWire = (b: wire.Batch | undefined): Batch => b?.commands ?? [];
@@ -23,13 +24,7 @@ const pvalueToWire = (p: PValue): wire.PValue => ({
   batch: batchToWire(p.batch),
 });
 
-function pvalueFromWire(p: wire.PValue | undefined): PValue {
-  if (p === undefined) throw new WireError('missing pvalue');
-  return { slot: slot(p.slot), ballot: ballotFromWire(p.ballot), batch: batchFromWire(p.batch) };
-}
-
 const decisionToWire = (d: DecidedSlot): wire.Decision => ({ slot: d.slot, batch: batchToWire(d.batch) });
-const decisionFromWire = (d: wire.Decision): DecidedSlot => ({ slot: slot(d.slot), batch: batchFromWire(d.batch) });
 
 export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
   switch (m.type) {
@@ -95,59 +90,139 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
   }
 }
 
+/** Decodes a message from the network; a WireError if any field is out of range. */
 export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
   const b = w.body;
   if (b === undefined) throw new WireError('PaxosMessage without a body');
   switch (b.$case) {
     case 'p1a':
-      return { type: 'P1a', ballot: ballotFromWire(b.value.ballot), fromSlot: slot(b.value.fromSlot) };
+      return { type: 'P1a', ballot: sentBallot(b.value.ballot, 'P1a'), fromSlot: sentSlot(b.value.fromSlot, 'P1a from_slot') };
     case 'p1b':
       return {
         type: 'P1b',
-        ballot: ballotFromWire(b.value.ballot),
-        fromSlot: slot(b.value.fromSlot),
-        accepted: b.value.accepted.map(pvalueFromWire),
-        next: b.value.nextSlot === 0 ? undefined : slot(b.value.nextSlot),
-        compactedBelow: slot(b.value.compactedBelow),
+        ballot: sentBallot(b.value.ballot, 'P1b'),
+        fromSlot: sentSlot(b.value.fromSlot, 'P1b from_slot'),
+        accepted: b.value.accepted.map((p) => sentPValue(p, 'P1b accepted value')),
+        next: b.value.nextSlot === 0 ? undefined : sentSlot(b.value.nextSlot, 'P1b next_slot'),
+        compactedBelow: sentSlot(b.value.compactedBelow, 'P1b compacted_below'),
       };
     case 'p2a':
-      return { type: 'P2a', pvalue: pvalueFromWire(b.value.pvalue) };
+      return { type: 'P2a', pvalue: sentPValue(b.value.pvalue, 'P2a') };
     case 'p2b':
-      return { type: 'P2b', ballot: ballotFromWire(b.value.ballot), slot: slot(b.value.slot) };
+      return { type: 'P2b', ballot: sentBallot(b.value.ballot, 'P2b'), slot: sentSlot(b.value.slot, 'P2b slot') };
     case 'decision':
-      return { type: 'Decision', ...decisionFromWire(b.value) };
+      return { type: 'Decision', ...sentDecision(b.value, 'Decision') };
     case 'chosen':
-      return { type: 'Chosen', slot: slot(b.value.slot), ballot: ballotFromWire(b.value.ballot) };
+      return { type: 'Chosen', slot: sentSlot(b.value.slot, 'Chosen slot'), ballot: sentBallot(b.value.ballot, 'Chosen') };
     case 'heartbeatAck':
-      return { type: 'HeartbeatAck', ballot: ballotFromWire(b.value.ballot) };
+      return { type: 'HeartbeatAck', ballot: sentPromise(b.value.ballot, 'HeartbeatAck') };
     case 'fence':
-      return { type: 'Fence', ballot: ballotFromWire(b.value.ballot) };
+      return { type: 'Fence', ballot: sentBallot(b.value.ballot, 'Fence') };
     case 'fenceAck':
-      return { type: 'FenceAck', ballot: ballotFromWire(b.value.ballot), bound: slot(b.value.bound) };
+      return { type: 'FenceAck', ballot: sentBallot(b.value.ballot, 'FenceAck'), bound: sentSlot(b.value.bound, 'FenceAck bound') };
     case 'propose':
-      return { type: 'Propose', commands: b.value.commands };
+      if (b.value.commands.length === 0) throw new WireError('Propose with no commands');
+      return { type: 'Propose', commands: sentBatch(b.value, 'Propose') };
     case 'heartbeat':
-      return { type: 'Heartbeat', ballot: ballotFromWire(b.value.ballot), decidedBelow: slot(b.value.decidedBelow) };
+      return {
+        type: 'Heartbeat',
+        ballot: sentBallot(b.value.ballot, 'Heartbeat'),
+        decidedBelow: sentSlot(b.value.decidedBelow, 'Heartbeat decided_below'),
+      };
     case 'catchupRequest':
-      return { type: 'CatchupRequest', fromSlot: slot(b.value.fromSlot) };
+      return { type: 'CatchupRequest', fromSlot: sentSlot(b.value.fromSlot, 'CatchupRequest from_slot') };
     case 'catchupReply':
-      return { type: 'CatchupReply', decisions: b.value.decisions.map(decisionFromWire), logStart: slot(b.value.logStart) };
+      return {
+        type: 'CatchupReply',
+        decisions: b.value.decisions.map((d) => sentDecision(d, 'CatchupReply decision')),
+        logStart: sentSlot(b.value.logStart, 'CatchupReply log_start'),
+      };
     case 'transferRequest':
-      return { type: 'TransferRequest', id: b.value.id, space: b.value.space, fromKey: b.value.fromKey };
+      return {
+        type: 'TransferRequest',
+        id: transferId(b.value.id, 'TransferRequest'),
+        space: spaceName(b.value.space, 'TransferRequest'),
+        fromKey: transferKey(b.value.fromKey, 'TransferRequest from_key'),
+      };
     case 'transferChunk':
       return {
         type: 'TransferChunk',
-        id: b.value.id,
-        slot: slot(b.value.slot),
-        fromKey: b.value.fromKey,
-        chunk: { space: b.value.space, entries: b.value.entries.map((e) => [e.key, e.value] as const) },
-        next: b.value.next,
+        id: transferId(b.value.id, 'TransferChunk'),
+        slot: sentSlot(b.value.slot, 'TransferChunk slot'),
+        fromKey: transferKey(b.value.fromKey, 'TransferChunk from_key'),
+        chunk: {
+          space: spaceName(b.value.space, 'TransferChunk'),
+          entries: b.value.entries.map((e) => [transferKey(e.key, 'TransferChunk entry key'), e.value] as const),
+        },
+        next: b.value.next === undefined ? undefined : transferKey(b.value.next, 'TransferChunk next'),
       };
     case 'transferReset':
-      return { type: 'TransferReset', id: b.value.id };
+      return { type: 'TransferReset', id: transferId(b.value.id, 'TransferReset') };
     default:
       return assertNever(b, 'PaxosMessage wire body');
   }
+}
+
+// Checked decoding of message fields. Each checks before it calls an id's
+// constructor, so the constructor's assertion cannot fire on input.
+
+/** A ballot a node sent: never the bottom ballot (no node sends it), round within MAX_ROUND. */
+function sentBallot(b: wire.Ballot | undefined, what: string): Ballot {
+  if (b === undefined) throw new WireError(`${what} without a ballot`);
+  const round = wireNat(b.round, MAX_ROUND, `${what} ballot round`);
+  if (round === 0) throw new WireError(`${what} ballot round 0: only the bottom ballot has it, and it is never sent`);
+  return ballot(round, sentNodeId(b.leader, `${what} ballot leader`));
+}
+
+/** An acceptor's promise: the bottom ballot while it has promised nothing, else as sentBallot. */
+function sentPromise(b: wire.Ballot | undefined, what: string): Ballot {
+  return b !== undefined && b.round === 0 && b.leader === '' ? BOTTOM_BALLOT : sentBallot(b, what);
+}
+
+function sentNodeId(s: string, what: string): NodeId {
+  const id = parseNodeId(s);
+  if (id === undefined) throw new WireError(`${what} ${JSON.stringify(s.slice(0, 80))} is not a node id`);
+  return id;
+}
+
+const sentSlot = (n: number, what: string): Slot => slot(wireNat(n, MAX_SLOT, what));
+
+/** Up to MAX_BATCH_COMMANDS commands; an absent batch is the empty one (a no-op slot). */
+function sentBatch(b: wire.Batch | undefined, what: string): Batch {
+  const commands = b?.commands ?? [];
+  if (commands.length > MAX_BATCH_COMMANDS) {
+    throw new WireError(`${what} holds ${commands.length} commands; at most ${MAX_BATCH_COMMANDS} go in one batch`);
+  }
+  return commands;
+}
+
+function sentPValue(p: wire.PValue | undefined, what: string): PValue {
+  if (p === undefined) throw new WireError(`${what} without a pvalue`);
+  return { slot: sentSlot(p.slot, `${what} slot`), ballot: sentBallot(p.ballot, what), batch: sentBatch(p.batch, what) };
+}
+
+const sentDecision = (d: wire.Decision, what: string): DecidedSlot => ({
+  slot: sentSlot(d.slot, `${what} slot`),
+  batch: sentBatch(d.batch, what),
+});
+
+/** Receivers draw transfer ids from [1, 2^53 - 2]. */
+function transferId(n: number, what: string): number {
+  const id = wireNat(n, Number.MAX_SAFE_INTEGER, `${what} id`);
+  if (id === 0) throw new WireError(`${what} id 0: transfer ids start at 1`);
+  return id;
+}
+
+function spaceName(s: string, what: string): string {
+  if (!isSpaceName(s)) throw new WireError(`${what} space ${JSON.stringify(s.slice(0, 80))} is not a storage space name`);
+  return s;
+}
+
+function transferKey(s: string, what: string): string {
+  if (s.length > MAX_TRANSFER_KEY_CHARS) {
+    throw new WireError(`${what} is ${s.length} characters long; storage keys are at most ${MAX_TRANSFER_KEY_CHARS}`);
+  }
+  return s;
 }
 
 export interface ReplicaMeta {

@@ -8,7 +8,12 @@
 // later step (a zero-delay timer), so the requests to the other acceptors
 // leave without waiting for the local promise to be synced; everything else a
 // server sends itself is handled at once.
+//
+// Messages from the network enter through onMessage, the door: each is
+// validated (validate.ts) before any role sees it; an invalid one is counted
+// in `invalid` and dropped. What this server sends itself skips the door.
 import { assert, assertNever } from '../core/assert.js';
+import { DropCounter } from '../core/drop-counter.js';
 import type { Env } from '../core/env.js';
 import { BOTTOM_BALLOT, type Ballot, maxBallot, type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
 import { mark } from '../core/marks.js';
@@ -16,10 +21,12 @@ import type { ScanRequest, ScanResult, StoredState } from '../core/storage.js';
 import { ACCEPTED_SPACE, ACCEPTOR_SPACE, Acceptor } from './acceptor.js';
 import { Leader } from './leader.js';
 import type { Batch, PaxosMessage, PaxosTimer } from './messages.js';
+import { MAX_BATCH_COMMANDS } from './limits.js';
 import { Rejoin } from './rejoin.js';
 import { LOG_SPACE, META_SPACE, Replica } from './replica.js';
 import { StateReceiver, type TransferSpace } from './state-receiver.js';
 import { StateSender } from './state-sender.js';
+import { type GroupView, validatePeerMessage } from './validate.js';
 
 export interface PaxosServerConfig {
   readonly self: NodeId;
@@ -118,12 +125,15 @@ export class PaxosServer {
   readonly sender: StateSender;
   readonly receiver: StateReceiver;
   readonly rejoin: Rejoin;
+  /** Messages from the network dropped at the door (and by the host's own door), by reason. */
+  readonly invalid = new DropCounter();
   /** The highest ballot heard in a heartbeat, or in a P1a/P2a/Fence it did not answer while rebuilding. */
   private heard: Ballot = BOTTOM_BALLOT;
   private toSelf: PaxosMessage[] = [];
   /** An Apply timer is armed: held decisions wait for their next step. */
   private applyQueued = false;
   private readonly peers: readonly NodeId[];
+  private readonly group: GroupView;
 
   constructor(
     private readonly env: Env<PaxosMessage, PaxosTimer>,
@@ -133,7 +143,9 @@ export class PaxosServer {
     observer: PaxosObserver = {},
   ) {
     assert(config.members.includes(config.self), `${config.self} is not a member of its group`);
+    assert(config.maxBatch <= MAX_BATCH_COMMANDS, `maxBatch ${config.maxBatch} is above what peers accept (${MAX_BATCH_COMMANDS})`);
     this.peers = config.members.filter((m) => m !== config.self);
+    this.group = { self: config.self, members: new Set(config.members) };
     const persist = env.persist.bind(env);
     const read = env.read.bind(env);
     this.acceptor = new Acceptor({ persist, persistUnsynced: env.persistUnsynced.bind(env), read }, stored, config.rebuild);
@@ -217,7 +229,17 @@ export class PaxosServer {
     this.leader.propose(commands, this.config.self);
   }
 
+  /** A message from the network: handled if it passes the door, else counted and dropped. */
   onMessage(from: NodeId, m: PaxosMessage): void {
+    const bad = validatePeerMessage(from, m, this.group);
+    if (bad !== undefined) {
+      this.invalid.count(bad.reason, bad.detail);
+      return;
+    }
+    this.dispatch(from, m);
+  }
+
+  private dispatch(from: NodeId, m: PaxosMessage): void {
     if (this.acceptor.rebuilding && (m.type === 'P1a' || m.type === 'P2a' || m.type === 'Fence')) {
       // It may have promised or accepted anything before its disk was lost: it does not vote (rejoin.ts).
       const b = m.type === 'P2a' ? m.pvalue.ballot : m.ballot;
@@ -323,7 +345,7 @@ export class PaxosServer {
       case 'ToSelf': {
         const messages = this.toSelf;
         this.toSelf = [];
-        for (const m of messages) this.onMessage(this.config.self, m);
+        for (const m of messages) this.dispatch(this.config.self, m);
         return;
       }
       default:
@@ -370,7 +392,7 @@ export class PaxosServer {
       if (this.toSelf.length === 0) this.env.setTimer({ type: 'ToSelf' }, millis(0));
       this.toSelf.push(message);
     } else {
-      this.onMessage(this.config.self, message);
+      this.dispatch(this.config.self, message);
     }
   }
 

@@ -1,8 +1,10 @@
 // The one mapping between this layer's domain types and the generated wire
-// types (STYLE.md 5).
+// types (STYLE.md 5). Decoding checks every number it turns into an id: what
+// arrives from a client or a peer is refused with a WireError, never handed
+// to a constructor that asserts.
 import { assertNever } from '../core/assert.js';
 import type { Codec } from '../core/application.js';
-import { seq, sessionId } from '../core/ids.js';
+import { type Seq, type SessionId, seq, sessionId } from '../core/ids.js';
 import type { PeerMessage } from '../gen/shardpax/v1/peer.js';
 import * as wire from '../gen/shardpax/v1/session.js';
 import type { AmoCommand, AmoResult, RpcMessage } from './messages.js';
@@ -34,9 +36,9 @@ export function amoCommandFromWire(w: wire.AmoCommand): AmoCommand {
     case 'request':
       return {
         kind: 'request',
-        session: sessionId(k.value.session),
-        seq: seq(k.value.seq),
-        ackedBelow: seq(k.value.ackedBelow),
+        session: wireSession(k.value.session),
+        seq: wireSeq(k.value.seq, 'seq'),
+        ackedBelow: wireSeq(k.value.ackedBelow, 'acked_below'),
         command: k.value.command,
       };
     case 'read':
@@ -66,11 +68,11 @@ export function amoResultFromWire(w: wire.AmoResult): AmoResult {
   if (k === undefined) throw new WireError('AmoResult without a kind');
   switch (k.$case) {
     case 'registered':
-      return { kind: 'registered', nonce: k.value.nonce, session: sessionId(k.value.session) };
+      return { kind: 'registered', nonce: k.value.nonce, session: wireSession(k.value.session) };
     case 'result':
-      return { kind: 'result', session: sessionId(k.value.session), seq: seq(k.value.seq), result: k.value.result };
+      return { kind: 'result', session: wireSession(k.value.session), seq: wireSeq(k.value.seq, 'seq'), result: k.value.result };
     case 'expired':
-      return { kind: 'expired', session: sessionId(k.value.session), seq: seq(k.value.seq) };
+      return { kind: 'expired', session: wireSession(k.value.session), seq: wireSeq(k.value.seq, 'seq') };
     case 'read':
       return { kind: 'read', id: k.value.id, result: k.value.result };
     default:
@@ -82,6 +84,23 @@ export function amoResultFromWire(w: wire.AmoResult): AmoResult {
 export class WireError extends Error {
   override readonly name = 'WireError';
 }
+
+/**
+ * Session ids and seqs above this are refused. No client reaches it (one
+ * session per registration, one seq per operation), and the table's
+ * arithmetic on them (seq + 1, ackedBelow + window) stays exact.
+ */
+export const MAX_SEQ = 2 ** 48;
+
+/** `n` as a whole number in [0, max], or a WireError naming `what`. */
+export function wireNat(n: number, max: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) throw new WireError(`${what} ${n} is outside [0, ${max}]`);
+  return n;
+}
+
+// Checked first, so the ids' own assertions cannot fire on input.
+const wireSession = (n: number): SessionId => sessionId(wireNat(n, MAX_SEQ, 'session id'));
+const wireSeq = (n: number, what: string): Seq => seq(wireNat(n, MAX_SEQ, what));
 
 export const amoCommandCodec: Codec<AmoCommand> = {
   encode: (c) => wire.AmoCommand.encode(amoCommandToWire(c)).finish(),

@@ -5,19 +5,30 @@
 // once when queued; the queue is bounded in messages and in bytes (the
 // oldest are dropped past a bound, which the protocols tolerate) and leaves
 // as frames bounded the same way, one write in flight per stream. So a slow
-// or unreachable peer costs at most its queue plus one frame. Received
-// frames that do not decode are counted and dropped, like lost ones.
+// or unreachable peer costs at most its queue plus one frame.
+//
+// Handshake: a stream carries messages only once both ends said hello (the
+// first frame each way): the dialer names the cluster, itself and the node
+// it dialed; the other end checks all three (and that the dialer may open a
+// stream to it), answers in kind, and the dialer checks the answer. Anything
+// else closes the stream. This identifies peers; it does not authenticate
+// them. Everything received is then checked at the door: a frame that does
+// not decode, names another sender than the stream's, or holds a message
+// the codec refuses is counted in `invalid` and dropped, like a lost one.
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../core/assert.js';
-import { type NodeId, nodeId } from '../core/ids.js';
+import { DropCounter } from '../core/drop-counter.js';
+import { type NodeId, parseNodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { PeerFrame, type PeerMessage, PeerServiceService } from '../gen/shardpax/v1/peer.js';
+import { WireError } from '../rpc/codec.js';
 import { PeerQueue, takeFrame } from './frame-queue.js';
 
 /** Maps a layer's messages to and from the wire's PeerMessage. */
 export interface WireCodec<M> {
   toWire(message: M): PeerMessage;
+  /** Throws WireError for a message that is not valid; any other throw is a bug. */
   fromWire(message: PeerMessage): M;
 }
 
@@ -41,9 +52,15 @@ export const DEFAULT_MAX_FRAME_BYTES = 4 * MIB;
  * SDK's default window of 64 calls.
  */
 export const MAX_STREAMS_PER_CONNECTION = 128;
+/** A stream whose other end has not said a valid hello by then is closed. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
 
 export interface GrpcTransportOptions<M> {
   readonly self: NodeId;
+  /** The cluster both ends of every stream must name in their hello (ClusterConfig.clusterId). */
+  readonly clusterId: string;
+  /** Whether `peer` may open a stream to this node (a server: the members of its groups). */
+  readonly admits: (peer: NodeId) => boolean;
   /** host:port to serve on (port 0 picks one); a client leaves it out. */
   readonly listen?: string;
   /** Addresses of the nodes this one may dial. */
@@ -57,6 +74,8 @@ export interface GrpcTransportOptions<M> {
   readonly maxFrameMessages?: number;
   /** Most bytes of messages in one frame (default 4 MiB); a larger message goes alone. */
   readonly maxFrameBytes?: number;
+  /** How long the other end of a new stream has to say hello (default 5 s). */
+  readonly handshakeTimeoutMs?: number;
   /** Further services (client, admin) served on the same port. */
   readonly services?: ReadonlyArray<{
     readonly definition: grpc.ServiceDefinition;
@@ -64,17 +83,13 @@ export interface GrpcTransportOptions<M> {
   }>;
 }
 
-/** Counters of what the transport dropped; they only grow. */
+/** Counters of what the transport dropped unsent; they only grow. */
 export interface TransportStats {
   /** Messages dropped unsent: past a queue bound, or too large for any frame. */
   droppedMessages: number;
   droppedBytes: number;
   /** Of those, messages larger than a frame may be (a protocol bug). */
   oversizedMessages: number;
-  /** Received frames dropped whole: undecodable, or not from the stream's peer. */
-  malformedFrames: number;
-  /** Received messages the codec refused, dropped. */
-  malformedMessages: number;
 }
 
 // Frames travel as bytes: we encode each message once, when it is queued, and
@@ -92,11 +107,16 @@ const EXCHANGE: grpc.MethodDefinition<Buffer, Buffer> = {
   responseDeserialize: bytesAsIs,
 };
 
-type Stream = grpc.ClientDuplexStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>;
+type ClientStream = grpc.ClientDuplexStream<Buffer, Buffer>;
+type ServerStream = grpc.ServerDuplexStream<Buffer, Buffer>;
+type Stream = ClientStream | ServerStream;
 
 interface PeerLink {
   readonly queue: PeerQueue;
+  /** The stream messages go out on; its handshake is done. */
   stream: Stream | undefined;
+  /** A stream we dialed that waits for the peer's hello. */
+  dialing: ClientStream | undefined;
   client: grpc.Client | undefined;
   /** A frame is written to `stream` and its write has not completed. */
   writing: boolean;
@@ -127,13 +147,18 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
 };
 
+/** What a hello said, or why it is refused (a DropCounter reason and a detail). */
+type HelloCheck =
+  | { readonly kind: 'ok'; readonly peer: NodeId }
+  | { readonly kind: 'refused'; readonly reason: string; readonly detail: string };
+
 export class GrpcTransport<M> implements Transport<M> {
   private readonly links = new Map<NodeId, PeerLink>();
   private handler: (from: NodeId, message: M) => void = () => {};
   private server: grpc.Server | undefined;
   private flushQueued = false;
   private closed = false;
-  /** A frame with no messages: introduces us on a new stream, and heads every frame. */
+  /** A frame with no messages: heads every frame we send. */
   private readonly header: Buffer;
   /** The largest queue entry a frame can carry alone within MAX_WIRE_MESSAGE_BYTES. */
   private readonly maxEntryBytes: number;
@@ -141,18 +166,14 @@ export class GrpcTransport<M> implements Transport<M> {
   private readonly maxFrameBytes: number;
   /** Reused for every message: a fresh encoder per message costs about twice the time. */
   private writer = new BinaryWriter();
-  readonly stats: TransportStats = {
-    droppedMessages: 0,
-    droppedBytes: 0,
-    oversizedMessages: 0,
-    malformedFrames: 0,
-    malformedMessages: 0,
-  };
+  readonly stats: TransportStats = { droppedMessages: 0, droppedBytes: 0, oversizedMessages: 0 };
+  /** What arrived and was dropped as invalid: refused handshakes, frames, messages. */
+  readonly invalid = new DropCounter();
   /** The port actually bound (useful with port 0). */
   port = 0;
 
   private constructor(private readonly options: GrpcTransportOptions<M>) {
-    this.header = encodeFrame(PeerFrame.encode({ from: options.self, messages: [] }).finish());
+    this.header = encodeFrame(PeerFrame.encode({ from: options.self, messages: [], hello: undefined }).finish());
     this.maxEntryBytes = MAX_WIRE_MESSAGE_BYTES - this.header.length;
     this.maxFrameMessages = options.maxFrameMessages ?? DEFAULT_MAX_FRAME_MESSAGES;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -189,7 +210,7 @@ export class GrpcTransport<M> implements Transport<M> {
       const dropped = link.queue.push(entry);
       this.countDropped(dropped.messages, dropped.bytes);
     }
-    if (link.stream === undefined && link.redial === undefined && this.dials(to)) this.dial(to);
+    if (link.stream === undefined && link.dialing === undefined && link.redial === undefined && this.dials(to)) this.dial(to);
     this.queueFlush();
   }
 
@@ -198,6 +219,7 @@ export class GrpcTransport<M> implements Transport<M> {
     for (const link of this.links.values()) {
       if (link.redial !== undefined) clearTimeout(link.redial);
       link.stream?.end();
+      link.dialing?.cancel();
       link.client?.close();
     }
     const server = this.server;
@@ -218,7 +240,7 @@ export class GrpcTransport<M> implements Transport<M> {
     const wire = this.options.codec.toWire(m);
     let entry: Uint8Array;
     try {
-      entry = PeerFrame.encode({ from: '', messages: [wire] }, this.writer).finish(); // finish() copies out and resets
+      entry = PeerFrame.encode({ from: '', messages: [wire], hello: undefined }, this.writer).finish(); // finish() copies out and resets
     } catch (err) {
       this.writer = new BinaryWriter(); // left mid-message
       throw err;
@@ -239,7 +261,7 @@ export class GrpcTransport<M> implements Transport<M> {
 
   private async listen(address: string): Promise<void> {
     const server = new grpc.Server(SERVER_OPTIONS);
-    server.addService({ exchange: EXCHANGE }, { exchange: (call: Stream) => this.accept(call) });
+    server.addService({ exchange: EXCHANGE }, { exchange: (call: ServerStream) => this.accept(call) });
     for (const s of this.options.services ?? []) server.addService(s.definition, s.implementation);
     this.port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) =>
@@ -249,26 +271,39 @@ export class GrpcTransport<M> implements Transport<M> {
     this.server = server;
   }
 
-  /** An inbound stream: its first frame names the dialer. */
-  private accept(call: Stream): void {
+  /** An inbound stream: it carries messages once its first frame is a valid hello, which we answer. */
+  private accept(call: ServerStream): void {
     let peer: NodeId | undefined;
+    let refused = false;
+    const refuse = (reason: string, detail: string) => {
+      refused = true;
+      clearTimeout(timeout);
+      this.invalid.count(reason, detail);
+      // grpc-js sends an error emitted on a server stream as the call's status.
+      call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: `peer handshake refused (${reason})` });
+    };
+    const ms = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const timeout = setTimeout(() => refuse('handshake-timeout', `no hello within ${ms} ms from ${call.getPeer()}`), ms);
     call.on('data', (bytes: Buffer) => {
-      const frame = this.decode(bytes);
-      if (peer === undefined) {
-        const named = frame === undefined ? undefined : validNodeId(frame.from);
-        if (named === undefined) {
-          if (frame !== undefined) this.stats.malformedFrames++;
-          call.destroy(new Error('first frame must name a valid node id'));
-          return;
-        }
-        peer = named;
-        const link = this.link(peer);
-        link.stream?.end();
-        this.attach(link, call);
+      if (refused) return;
+      if (peer !== undefined) {
+        this.receive(peer, bytes);
+        return;
       }
-      if (frame !== undefined) this.receive(peer, frame);
+      const hello = this.checkHello(bytes, undefined);
+      if (hello.kind === 'refused') {
+        refuse(hello.reason, `${hello.detail} (from ${call.getPeer()})`);
+        return;
+      }
+      clearTimeout(timeout);
+      peer = hello.peer;
+      const link = this.link(peer);
+      link.stream?.end(); // the peer reconnected: its older stream is dead or dying
+      call.write(this.helloTo(peer));
+      this.attach(link, call);
     });
     const detach = () => {
+      clearTimeout(timeout);
       if (peer !== undefined) this.detach(peer, call);
     };
     call.on('end', () => {
@@ -279,6 +314,7 @@ export class GrpcTransport<M> implements Transport<M> {
     call.on('close', detach);
   }
 
+  /** Opens a stream to `peer`: our hello first, then nothing until its answer's hello checks out. */
   private dial(peer: NodeId): void {
     if (this.closed) return;
     const link = this.link(peer);
@@ -287,22 +323,45 @@ export class GrpcTransport<M> implements Transport<M> {
     assert(address !== undefined);
     link.client ??= new grpc.Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     const call = link.client.makeBidiStreamRequest(EXCHANGE.path, bytesAsIs, bytesAsIs);
-    this.attach(link, call);
-    this.write(link, call, this.header); // introduces us
+    link.dialing = call;
+    call.write(this.helloTo(peer));
+    const ms = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const timeout = setTimeout(() => {
+      if (link.dialing !== call) return;
+      this.invalid.count('handshake-timeout', `${peer} at ${address} sent no hello within ${ms} ms`);
+      call.cancel();
+    }, ms);
     call.on('data', (bytes: Buffer) => {
+      if (link.stream === call) {
+        this.receive(peer, bytes);
+        return;
+      }
+      if (link.dialing !== call) return;
+      clearTimeout(timeout);
+      const hello = this.checkHello(bytes, peer);
+      if (hello.kind === 'refused') {
+        this.invalid.count(hello.reason, `${hello.detail} (at ${address})`);
+        call.cancel(); // redials after a backoff
+        return;
+      }
+      link.dialing = undefined;
       link.backoffMs = MIN_BACKOFF_MS;
-      const frame = this.decode(bytes);
-      if (frame !== undefined) this.receive(peer, frame);
+      this.attach(link, call);
     });
-    const lost = () => {
-      if (link.stream !== call) return;
+    const lost = (err?: grpc.ServiceError) => {
+      clearTimeout(timeout);
+      if (link.stream !== call && link.dialing !== call) return;
+      if (link.dialing === call && err?.code === grpc.status.PERMISSION_DENIED) {
+        this.invalid.count('handshake-refused', `${peer} at ${address} refused our hello: ${err.details}`);
+      }
+      if (link.dialing === call) link.dialing = undefined;
       this.detach(peer, call);
       link.redial = setTimeout(() => this.dial(peer), link.backoffMs);
       link.backoffMs = Math.min(link.backoffMs * 2, MAX_BACKOFF_MS);
     };
     call.on('error', lost);
-    call.on('end', lost);
-    call.on('close', lost);
+    call.on('end', () => lost());
+    call.on('close', () => lost());
   }
 
   private attach(link: PeerLink, stream: Stream): void {
@@ -316,27 +375,76 @@ export class GrpcTransport<M> implements Transport<M> {
     if (link?.stream === stream) link.stream = undefined;
   }
 
-  /** A received frame, or undefined (counted) if its bytes are not one. */
+  /** The frame that opens our side of a stream with `peer`. */
+  private helloTo(peer: NodeId): Buffer {
+    const hello = { clusterId: this.options.clusterId, to: peer };
+    return encodeFrame(PeerFrame.encode({ from: this.options.self, messages: [], hello }).finish());
+  }
+
+  /**
+   * Checks the first frame of a stream: a hello, alone, naming our cluster
+   * and us; from the node we dialed (`dialed`), or else from a node that may
+   * open a stream to us.
+   */
+  private checkHello(bytes: Buffer, dialed: NodeId | undefined): HelloCheck {
+    const frame = this.decode(bytes);
+    if (frame === undefined) return refused('handshake-missing', 'the first frame does not decode');
+    const from = quote(frame.from);
+    const hello = frame.hello;
+    if (hello === undefined || frame.messages.length > 0) {
+      return refused('handshake-missing', `the first frame from ${from} is not a hello alone`);
+    }
+    if (hello.clusterId !== this.options.clusterId) {
+      return refused('handshake-wrong-cluster', `${from} is of cluster ${quote(hello.clusterId)}, not ${this.options.clusterId}`);
+    }
+    if (hello.to !== this.options.self) {
+      return refused('handshake-wrong-node', `${from} means to reach ${quote(hello.to)}, not ${this.options.self}`);
+    }
+    const peer = parseNodeId(frame.from);
+    if (dialed !== undefined) {
+      return peer === dialed ? { kind: 'ok', peer } : refused('handshake-wrong-node', `dialed ${dialed}, answered by ${from}`);
+    }
+    if (peer === undefined || peer === this.options.self || !this.options.admits(peer)) {
+      return refused('handshake-not-member', `${from} may not open a stream to ${this.options.self}`);
+    }
+    if (this.dials(peer)) {
+      // Of two servers only the smaller id dials; a stream from the larger would replace the one we opened.
+      return refused('handshake-wrong-direction', `${peer} opened a stream, but ${this.options.self} dials it`);
+    }
+    return { kind: 'ok', peer };
+  }
+
+  /** A received frame, or undefined if its bytes are not one. */
   private decode(bytes: Buffer): PeerFrame | undefined {
     try {
       return PeerFrame.decode(bytes);
     } catch {
-      this.stats.malformedFrames++;
       return undefined;
     }
   }
 
-  private receive(from: NodeId, frame: PeerFrame): void {
+  /** A frame on `from`'s stream after the handshake: its valid messages go to the handler. */
+  private receive(from: NodeId, bytes: Buffer): void {
+    const frame = this.decode(bytes);
+    if (frame === undefined) {
+      this.invalid.count('frame-undecodable', `a frame of ${bytes.length} bytes from ${from} does not decode`);
+      return;
+    }
+    if (frame.hello !== undefined) {
+      this.invalid.count('frame-repeated-hello', `a second hello from ${from}`);
+      return;
+    }
     if (frame.from !== from) {
-      this.stats.malformedFrames++; // a stream carries one peer's frames only
+      this.invalid.count('frame-wrong-sender', `a frame from ${quote(frame.from)} on the stream of ${from}`);
       return;
     }
     for (const w of frame.messages) {
       let m: M;
       try {
         m = this.options.codec.fromWire(w);
-      } catch {
-        this.stats.malformedMessages++; // dropped like a lost message
+      } catch (err) {
+        if (!(err instanceof WireError)) throw err; // a bug of ours, not the peer's
+        this.invalid.count('message-undecodable', `from ${from}: ${err.message}`);
         continue;
       }
       this.handler(from, m);
@@ -383,6 +491,7 @@ export class GrpcTransport<M> implements Transport<M> {
           maxBytes: this.options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES,
         }),
         stream: undefined,
+        dialing: undefined,
         client: undefined,
         writing: false,
         backoffMs: MIN_BACKOFF_MS,
@@ -398,10 +507,7 @@ function encodeFrame(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function validNodeId(s: string): NodeId | undefined {
-  try {
-    return nodeId(s);
-  } catch {
-    return undefined;
-  }
-}
+const refused = (reason: string, detail: string): HelloCheck => ({ kind: 'refused', reason, detail });
+
+/** A string a peer sent, quoted and cut short, for a log line. */
+const quote = (s: string): string => JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}...` : s);

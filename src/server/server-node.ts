@@ -2,8 +2,10 @@
 // wired to LevelDB (its data folder) and gRPC (peer stream, client and admin
 // services on one port). It runs only on storage whose identity record names
 // this node of this cluster (node-storage.ts), or on a fresh store made by
-// `rebuild`.
+// `rebuild`. Invalid input the transport and the group server drop is counted
+// in its status and logged at most every 10 s (drop-log.ts).
 import * as grpc from '@grpc/grpc-js';
+import type { DropCounter } from '../core/drop-counter.js';
 import type { NodeId } from '../core/ids.js';
 import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
 import {
@@ -15,9 +17,11 @@ import {
   KvGroupServer,
 } from '../kv/group-server.js';
 import { groupWireCodec } from '../kv/wire.js';
+import { MAX_BATCH_COMMANDS } from '../paxos/limits.js';
 import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
+import { DropLog } from './drop-log.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { clusterRefusal } from './cluster-guard.js';
 import { openNodeStorage, rebuildNodeStorage } from './node-storage.js';
@@ -45,6 +49,9 @@ export function parseTuning(json: string | undefined): Partial<PaxosTuning> {
       throw new Error(`SHARDPAX_TUNING: ${key} must be a positive integer, got ${JSON.stringify(value)}`);
     }
     tuning[key] = value;
+  }
+  if ((tuning.maxBatch ?? 0) > MAX_BATCH_COMMANDS) {
+    throw new Error(`SHARDPAX_TUNING: maxBatch must be at most ${MAX_BATCH_COMMANDS}: peers refuse larger batches`);
   }
   return tuning;
 }
@@ -76,11 +83,14 @@ export async function startServerNode(
 ): Promise<ServerNode> {
   const { group, node } = findNode(cluster, id);
   const members = group.nodes.map((n) => n.id);
+  const peers = new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address]));
   const opened = options.rebuild
     ? await rebuildNodeStorage(cluster, node, GROUP_SPACES)
     : { ...(await openNodeStorage(cluster, node, GROUP_SPACES)), movedTo: undefined };
   const { storage, identity } = opened;
   let server: KvGroupServer | undefined;
+  let transport: GrpcTransport<GroupMessage> | undefined;
+  const dropCounters = (): DropCounter[] => [transport?.invalid, server?.paxos.invalid].filter((c) => c !== undefined);
   const status = (): NodeStatus => {
     if (server === undefined) throw new Error('node not started');
     const { leader: l, replica, acceptor, receiver, sender } = server.paxos;
@@ -109,17 +119,24 @@ export async function startServerNode(
       transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
       servingTransfers: sender.servingCount(),
       clusterId: cluster.clusterId,
+      invalidMessages: invalidByReason(dropCounters()),
+      promisedRound: acceptor.ballot.round,
+      promisedLeader: acceptor.ballot.leader,
+      rebuilding: server.paxos.rejoin.describe(),
     };
   };
-  const gateway = await ClientGateway.start(cluster.clusterId, (kv) =>
-    GrpcTransport.start<GroupMessage>({
+  const gateway = await ClientGateway.start(cluster.clusterId, async (kv) => {
+    transport = await GrpcTransport.start<GroupMessage>({
       self: node.id,
+      clusterId: cluster.clusterId,
+      admits: (peer) => peers.has(peer),
       listen: node.address,
-      peers: new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address])),
+      peers,
       codec: groupWireCodec,
       services: [{ definition: AdminServiceService, implementation: adminService(cluster.clusterId, status) }, kv],
-    }),
-  ).catch(async (err: unknown) => {
+    });
+    return transport;
+  }).catch(async (err: unknown) => {
     await storage.close();
     throw err;
   });
@@ -143,7 +160,21 @@ export async function startServerNode(
     // The rebuild finished in an earlier run: the identity record says so too.
     await storage.writeIdentity(encodeIdentity({ ...identity, rebuilding: false }));
   }
-  return { id: node.id, rebuilding: paxos.acceptor.rebuilding, movedAside: opened.movedTo, status, close: () => host.close() };
+  const dropLog = new DropLog(`node ${node.id}`, dropCounters(), (line) => console.warn(line));
+  const poll = setInterval(() => dropLog.poll(performance.now()), 1_000);
+  poll.unref();
+  const close = async () => {
+    clearInterval(poll);
+    await host.close();
+  };
+  return { id: node.id, rebuilding: paxos.acceptor.rebuilding, movedAside: opened.movedTo, status, close };
+}
+
+/** Drops by reason, summed over `counters`. */
+function invalidByReason(counters: readonly DropCounter[]): Record<string, number> {
+  const sum: Record<string, number> = {};
+  for (const c of counters) for (const [reason, n] of c.byReason()) sum[reason] = (sum[reason] ?? 0) + n;
+  return sum;
 }
 
 function adminService(clusterId: string, status: () => NodeStatus): grpc.UntypedServiceImplementation {

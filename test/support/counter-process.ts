@@ -33,6 +33,8 @@ async function transport(self: string, listen: string | undefined, seed: number)
   const peers = new Map(args.server ? [[SERVER, args.server]] : []);
   const grpc = await GrpcTransport.start<RpcMessage>({
     self: nodeId(self),
+    clusterId: 'counter-test',
+    admits: () => true, // the server's clients dial it under ids it cannot know
     ...(listen === undefined ? {} : { listen }),
     peers,
     codec,

@@ -23,6 +23,8 @@ async function main(): Promise<void> {
   const gateway = await ClientGateway.start(args['cluster-id'], async (kv) => {
     const t = await GrpcTransport.start<GroupMessage>({
       self: nodeId('server'),
+      clusterId: 'test',
+      admits: () => false, // clients only: no peer streams
       listen: '127.0.0.1:0',
       peers: new Map(),
       codec: groupWireCodec,

@@ -55,6 +55,21 @@ export interface NodeStatus {
   droppedMessages: number;
   /** The cluster this node belongs to (its storage's identity record). */
   clusterId: string;
+  /**
+   * Input from the network dropped as invalid (bad handshakes, frames that do
+   * not decode, messages that break a rule of the protocol), by reason.
+   */
+  invalidMessages: { [key: string]: number };
+  /** The highest ballot this node's acceptor promised (0 and "" when none). */
+  promisedRound: number;
+  promisedLeader: string;
+  /** While this node rebuilds after losing its disk: where the rebuild stands (empty otherwise). */
+  rebuilding: string;
+}
+
+export interface NodeStatus_InvalidMessagesEntry {
+  key: string;
+  value: number;
 }
 
 function createBaseStatusRequest(): StatusRequest {
@@ -115,6 +130,10 @@ function createBaseNodeStatus(): NodeStatus {
     arrayBuffersBytes: 0,
     droppedMessages: 0,
     clusterId: "",
+    invalidMessages: {},
+    promisedRound: 0,
+    promisedLeader: "",
+    rebuilding: "",
   };
 }
 
@@ -182,6 +201,18 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     }
     if (message.clusterId !== "") {
       writer.uint32(170).string(message.clusterId);
+    }
+    globalThis.Object.entries(message.invalidMessages).forEach(([key, value]: [string, number]) => {
+      NodeStatus_InvalidMessagesEntry.encode({ key: key as any, value }, writer.uint32(178).fork()).join();
+    });
+    if (message.promisedRound !== 0) {
+      writer.uint32(184).uint64(message.promisedRound);
+    }
+    if (message.promisedLeader !== "") {
+      writer.uint32(194).string(message.promisedLeader);
+    }
+    if (message.rebuilding !== "") {
+      writer.uint32(202).string(message.rebuilding);
     }
     return writer;
   },
@@ -365,6 +396,98 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             }
 
             message.clusterId = reader.string();
+            continue;
+          }
+          case 22: {
+            if (tag !== 178) {
+              break;
+            }
+
+            const entry22 = NodeStatus_InvalidMessagesEntry.decode(reader, reader.uint32());
+            if (entry22.value !== undefined) {
+              message.invalidMessages[entry22.key] = entry22.value;
+            }
+            continue;
+          }
+          case 23: {
+            if (tag !== 184) {
+              break;
+            }
+
+            message.promisedRound = longToNumber(reader.uint64());
+            continue;
+          }
+          case 24: {
+            if (tag !== 194) {
+              break;
+            }
+
+            message.promisedLeader = reader.string();
+            continue;
+          }
+          case 25: {
+            if (tag !== 202) {
+              break;
+            }
+
+            message.rebuilding = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseNodeStatus_InvalidMessagesEntry(): NodeStatus_InvalidMessagesEntry {
+  return { key: "", value: 0 };
+}
+
+export const NodeStatus_InvalidMessagesEntry: MessageFns<NodeStatus_InvalidMessagesEntry> = {
+  encode(message: NodeStatus_InvalidMessagesEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint64(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NodeStatus_InvalidMessagesEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNodeStatus_InvalidMessagesEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = longToNumber(reader.uint64());
             continue;
           }
         }

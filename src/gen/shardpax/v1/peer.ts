@@ -21,9 +21,29 @@ import { PaxosMessage } from "./paxos.js";
 import { AmoCommand, AmoResult } from "./session.js";
 
 export interface PeerFrame {
-  /** Sender's node id; the first frame on a stream introduces the dialer. */
+  /** The sending node, on every frame: the id its hello gave on this stream. */
   from: string;
   messages: PeerMessage[];
+  /**
+   * Only on the first frame each way, with no messages: the handshake. A node
+   * accepts a stream only after a hello naming its cluster, itself, and a
+   * member that may open a stream to it; the dialer sends nothing else until
+   * the answer's hello names the same cluster and the node it dialed.
+   */
+  hello: PeerHello | undefined;
+}
+
+/**
+ * Identifies a stream's two ends. Not authentication: anybody who can reach
+ * the port can claim a member's id (mTLS comes with the security work).
+ */
+export interface PeerHello {
+  clusterId: string;
+  /**
+   * The node the sender means to reach: a stream that reached another (a stale
+   * address, a port taken over by another process) is closed.
+   */
+  to: string;
 }
 
 export interface PeerMessage {
@@ -34,7 +54,7 @@ export interface PeerMessage {
 }
 
 function createBasePeerFrame(): PeerFrame {
-  return { from: "", messages: [] };
+  return { from: "", messages: [], hello: undefined };
 }
 
 export const PeerFrame: MessageFns<PeerFrame> = {
@@ -44,6 +64,9 @@ export const PeerFrame: MessageFns<PeerFrame> = {
     }
     for (const v of message.messages) {
       PeerMessage.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.hello !== undefined) {
+      PeerHello.encode(message.hello, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -75,6 +98,71 @@ export const PeerFrame: MessageFns<PeerFrame> = {
             }
 
             message.messages.push(PeerMessage.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.hello = PeerHello.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBasePeerHello(): PeerHello {
+  return { clusterId: "", to: "" };
+}
+
+export const PeerHello: MessageFns<PeerHello> = {
+  encode(message: PeerHello, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== "") {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.to !== "") {
+      writer.uint32(18).string(message.to);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PeerHello {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePeerHello();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.to = reader.string();
             continue;
           }
         }
