@@ -33,7 +33,7 @@ function record(i: number): StorageWrite {
 
 /** Writes RECORDS records (synced) and closes: they sit in LevelDB's write-ahead log. */
 async function fillLog(extra: StorageWrite[] = []): Promise<void> {
-  const s = await LevelStorage.open(dir, SPACES);
+  const s = await LevelStorage.create(dir, SPACES);
   for (let i = 0; i < RECORDS; i += 50) {
     await s.write(Array.from({ length: 50 }, (_, j) => record(i + j)), { sync: true });
   }

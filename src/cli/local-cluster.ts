@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
 import { type ClusterConfig, loadClusterConfig, parseClusterConfig } from '../runtime/cluster-config.js';
 import { checkNodeStorage, initNodeStorage } from '../server/node-storage.js';
+import { type StorageProblem, StorageRefusedError } from '../server/node-identity.js';
 
 const BIN = fileURLToPath(new URL('../../bin/shardpax.mjs', import.meta.url));
 const STOP_GRACE_MS = 5_000;
@@ -228,10 +229,16 @@ async function newCluster(dir: string, file: string, o: LocalClusterOptions): Pr
 async function foreignStorage(config: ClusterConfig): Promise<string[]> {
   const problems: string[] = [];
   for (const node of config.groups.flatMap((g) => g.nodes)) {
-    await checkNodeStorage(config, node).catch((err: unknown) => problems.push(err instanceof Error ? err.message : String(err)));
+    await checkNodeStorage(config, node).catch((err: unknown) => {
+      // Lost or damaged storage is the node's own to report: its server refuses to start and says how to rebuild.
+      if (err instanceof StorageRefusedError && NODE_REPORTS.has(err.problem.kind)) return;
+      problems.push(err instanceof Error ? err.message : String(err));
+    });
   }
   return problems;
 }
+
+const NODE_REPORTS: ReadonlySet<StorageProblem['kind']> = new Set(['missing', 'empty-folder', 'unopenable', 'no-identity', 'bad-identity']);
 
 /** A problem for every node whose address cannot be listened on now. */
 async function portsInUse(config: ClusterConfig): Promise<string[]> {
