@@ -82,7 +82,7 @@ export interface ReadyBatch<M, T> {
   /** Whether any write must be synced (then the whole batch is). */
   mustSync: boolean;
   readonly messages: Outgoing<M>[];
-  readonly timers: TimerRequest<T>[];
+  timers: TimerRequest<T>[];
   readonly scans: ScanRequest[];
   readonly releases: number[];
 }
@@ -112,6 +112,18 @@ export class ReadyCollector<M, T> implements Env<M, T> {
 
   sendNow(to: NodeId, message: M): void {
     this.urgent.push({ to, message });
+  }
+
+  /**
+   * The timers set since the last take: the runtime arms them at once. A timer
+   * vouches for nothing on disk (its step's sends still wait for the flush);
+   * armed only after a slow fsync, the leader's heartbeat tick would slip and
+   * its followers would hold elections.
+   */
+  takeTimers(): TimerRequest<T>[] {
+    const t = this.batch.timers;
+    this.batch.timers = [];
+    return t;
   }
 
   /** The sendNow messages of the steps so far: the runtime sends them at once. */

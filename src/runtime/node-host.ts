@@ -2,7 +2,8 @@
 // adapter and a Transport. Inputs run the role synchronously; their effects
 // pile up in the ready batch until the host flushes it: one synced storage
 // write for every step since the last flush (group commit), then the
-// messages, then the timers and scans. While a write is in flight, new steps
+// messages and scans. Timers and Env.sendNow messages do not wait for the
+// disk: they go out as the step ends. While a write is in flight, new steps
 // keep collecting into the next batch, which flushes only after it; reads see
 // both through the collector's overlay until their write completes.
 import { type NodeFactory, type ProtocolNode, ReadyCollector } from '../core/env.js';
@@ -69,6 +70,7 @@ export class NodeHost<M, T> {
     const stored = options.storage === undefined ? emptyState() : await options.storage.loadSpaces(options.preload ?? []);
     host.role = options.factory(host.collector, stored);
     host.sendAll(host.collector.takeUrgent());
+    for (const { timer, afterMs } of host.collector.takeTimers()) host.arm(timer, afterMs);
     // Damage the storage finds by itself (a background check of its files) stops the node like damage under a read.
     options.storage?.onDamage?.((err) => host.fatal(err));
     options.transport.onReceive((from, m) => {
@@ -94,6 +96,7 @@ export class NodeHost<M, T> {
       return;
     }
     this.sendAll(this.collector.takeUrgent());
+    for (const { timer, afterMs } of this.collector.takeTimers()) this.arm(timer, afterMs);
     this.queueFlush();
   }
 

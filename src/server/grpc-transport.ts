@@ -24,6 +24,7 @@ import type { Transport } from '../core/transport.js';
 import { PeerFrame, type PeerMessage, PeerServiceService } from '../gen/shardpax/v1/peer.js';
 import { WireError } from '../rpc/codec.js';
 import { PeerQueue, takeFrame } from './frame-queue.js';
+import { STREAM_WINDOW_BYTES, widenServerWindows } from './http2-windows.js';
 
 /** Maps a layer's messages to and from the wire's PeerMessage. */
 export interface WireCodec<M> {
@@ -139,6 +140,8 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Reconnects are ours (with backoff); keep the channel's own short.
   'grpc.initial_reconnect_backoff_ms': MIN_BACKOFF_MS,
   'grpc.max_reconnect_backoff_ms': MAX_BACKOFF_MS,
+  // What this end may receive before it must read (see http2-windows.ts for the server side).
+  'grpc-node.flow_control_window': STREAM_WINDOW_BYTES,
 };
 // The server's keepalive (ping every 10 s, drop the connection 5 s later
 // without an answer) also ends connections of clients that stopped reading.
@@ -260,6 +263,7 @@ export class GrpcTransport<M> implements Transport<M> {
   }
 
   private async listen(address: string): Promise<void> {
+    widenServerWindows();
     const server = new grpc.Server(SERVER_OPTIONS);
     server.addService({ exchange: EXCHANGE }, { exchange: (call: ServerStream) => this.accept(call) });
     for (const s of this.options.services ?? []) server.addService(s.definition, s.implementation);
