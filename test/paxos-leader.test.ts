@@ -30,9 +30,12 @@ function leader() {
       now: () => 0,
     },
   );
-  /** Ticks until a scout runs, then lets b and c promise with nothing accepted. */
+  /** Ticks until it asks for a pre-vote, grants it, then lets b and c promise with nothing accepted. */
   const elect = () => {
-    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'P1a'); i++) l.onTick();
+    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'PreVote'); i++) l.onTick();
+    const pre = sent.find((x) => x.m.type === 'PreVote')?.m;
+    if (pre?.type !== 'PreVote') throw new Error('no PreVote');
+    l.onPreVoteAck(b, pre.ballot, true);
     const p1a = sent.find((x) => x.m.type === 'P1a')?.m;
     if (p1a?.type !== 'P1a') throw new Error('no P1a');
     sent.length = 0;
@@ -154,11 +157,41 @@ describe('Scout', () => {
 
   it('the leader asks again from where a page stopped', () => {
     const { l, sent } = leader();
-    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'P1a'); i++) l.onTick();
+    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'PreVote'); i++) l.onTick();
+    const pre = sent.find((x) => x.m.type === 'PreVote')?.m;
+    if (pre?.type !== 'PreVote') throw new Error('no PreVote');
+    l.onPreVoteAck(b, pre.ballot, true);
     const p1a = sent.find((x) => x.m.type === 'P1a')?.m;
     if (p1a?.type !== 'P1a') throw new Error('no P1a');
     sent.length = 0;
     l.onP1b(b, p1b(p1a.ballot, 0, [pv(0, old, 1)], 1));
     expect(sent).toEqual([{ to: b, m: { type: 'P1a', ballot: p1a.ballot, fromSlot: 1 } }]);
+  });
+});
+
+describe('pre-vote', () => {
+  it('runs only once a majority would promise, and a refusal or a heartbeat stops it', () => {
+    const { l, sent } = leader();
+    for (let i = 0; i < 3 && !sent.some((x) => x.m.type === 'PreVote'); i++) l.onTick();
+    const pre = sent.find((x) => x.m.type === 'PreVote')?.m;
+    if (pre?.type !== 'PreVote') throw new Error('no PreVote');
+    expect(sent.filter((x) => x.m.type === 'P1a')).toEqual([]);
+    l.onPreVoteAck(b, pre.ballot, false);
+    l.onPreVoteAck(c, pre.ballot, false);
+    expect(sent.filter((x) => x.m.type === 'P1a'), 'refused: no scout, no ballot spent').toEqual([]);
+    expect(l.currentBallot().round).toBe(0);
+    l.onHeartbeat(ballot(3, c));
+    l.onPreVoteAck(b, pre.ballot, true);
+    expect(sent.filter((x) => x.m.type === 'P1a'), 'a leader was heard: the pre-vote is over').toEqual([]);
+  });
+
+  it('is refused within an election timeout of a heartbeat, and granted after', () => {
+    const { l } = leader();
+    l.onHeartbeat(ballot(3, c));
+    expect(l.grantsPreVote()).toBe(false);
+    l.onTick();
+    expect(l.grantsPreVote()).toBe(false);
+    l.onTick();
+    expect(l.grantsPreVote()).toBe(true); // electionTicks is 1 here
   });
 });

@@ -77,3 +77,13 @@ describe('Rejoin', () => {
     expect(harness(false).r.active).toBe(false);
   });
 });
+
+describe('Rejoin, answered with a higher promise than it heard of', () => {
+  it('fences above that promise, not again at the same ballot', () => {
+    const { r, w, fences } = harness();
+    w.now = 1000;
+    r.onTick();
+    r.onAck(b, ballot(7, c), slot(0)); // w.highest stays at 4: nothing else told it of round 7
+    expect(fences().at(-1)?.m).toEqual({ type: 'Fence', ballot: ballot(8, a) });
+  });
+});

@@ -128,6 +128,10 @@ function describeMessage(m: GroupMessage): string {
       return `Decision slot ${m.slot} (${m.batch.length} cmds)`;
     case 'Chosen':
       return `Chosen b${m.ballot.round}.${m.ballot.leader} slot ${m.slot}`;
+    case 'PreVote':
+      return `PreVote b${m.ballot.round}.${m.ballot.leader}`;
+    case 'PreVoteAck':
+      return `PreVoteAck b${m.ballot.round}.${m.ballot.leader} ${m.granted ? 'yes' : 'no'}`;
     case 'HeartbeatAck':
       return `HeartbeatAck b${m.ballot.round}.${m.ballot.leader}`;
     case 'Fence':
@@ -232,6 +236,7 @@ describe('multi-Paxos in simulation', () => {
         'acceptor cuts a P1b at its byte bound',
         'acceptor starts rebuilding',
         'rebuilt acceptor votes again',
+        'pre-vote refused',
       ]) {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }

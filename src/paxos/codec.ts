@@ -51,6 +51,10 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
       return { body: { $case: 'decision', value: decisionToWire(m) } };
     case 'Chosen':
       return { body: { $case: 'chosen', value: { slot: m.slot, ballot: ballotToWire(m.ballot) } } };
+    case 'PreVote':
+      return { body: { $case: 'preVote', value: { ballot: ballotToWire(m.ballot) } } };
+    case 'PreVoteAck':
+      return { body: { $case: 'preVoteAck', value: { ballot: ballotToWire(m.ballot), granted: m.granted } } };
     case 'HeartbeatAck':
       return { body: { $case: 'heartbeatAck', value: { ballot: ballotToWire(m.ballot) } } };
     case 'Fence':
@@ -114,6 +118,10 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
       return { type: 'Decision', ...sentDecision(b.value, 'Decision') };
     case 'chosen':
       return { type: 'Chosen', slot: sentSlot(b.value.slot, 'Chosen slot'), ballot: sentBallot(b.value.ballot, 'Chosen') };
+    case 'preVote':
+      return { type: 'PreVote', ballot: sentBallot(b.value.ballot, 'PreVote') };
+    case 'preVoteAck':
+      return { type: 'PreVoteAck', ballot: sentBallot(b.value.ballot, 'PreVoteAck'), granted: b.value.granted };
     case 'heartbeatAck':
       return { type: 'HeartbeatAck', ballot: sentPromise(b.value.ballot, 'HeartbeatAck') };
     case 'fence':

@@ -59,6 +59,8 @@ export interface LeaderPorts {
 
 type Mode =
   | { readonly kind: 'follower' }
+  /** Asking whether a majority would promise `ballot` before running with it (pre-vote). */
+  | { readonly kind: 'prevoting'; readonly ballot: Ballot; readonly grants: Set<NodeId> }
   | { readonly kind: 'scouting'; readonly scout: Scout; readonly startedAtTick: number; readonly startedAtMs: number }
   | { readonly kind: 'active' };
 
@@ -76,6 +78,8 @@ export class Leader {
   private readonly majority: number;
   /** Tick at which each peer last showed it follows this ballot (a HeartbeatAck or a P2b). */
   private readonly heardAt = new Map<NodeId, number>();
+  /** Tick of the last heartbeat this node followed: a pre-vote is refused while it is recent. */
+  private heardLeaderAtTick = Number.NEGATIVE_INFINITY;
   /** Tick at which a majority was last known to follow: an active leader that goes without resigns. */
   private confirmedAtTick = 0;
 
@@ -155,16 +159,12 @@ export class Leader {
         this.retransmitP2a();
         return;
       case 'scouting':
-        if (this.tick >= this.electionAtTick) this.startScout();
+        if (this.tick >= this.electionAtTick) this.run();
         else if ((this.tick - this.mode.startedAtTick) % RETRANSMIT_TICKS === 0) this.sendP1a(this.mode.scout);
         return;
+      case 'prevoting':
       case 'follower':
-        if (this.tick < this.electionAtTick) return;
-        if (this.ports.mayRun()) this.startScout();
-        else {
-          mark('lagging follower does not run for leader');
-          this.electionAtTick = this.randomElectionTick();
-        }
+        if (this.tick >= this.electionAtTick) this.run();
         return;
     }
   }
@@ -172,8 +172,27 @@ export class Leader {
   onHeartbeat(b: Ballot): void {
     if (compareBallots(b, this.leaderBallot) < 0 || b.leader === this.config.self) return;
     this.leaderBallot = b;
+    this.heardLeaderAtTick = this.tick;
     this.electionAtTick = this.randomElectionTick();
+    if (this.mode.kind === 'prevoting') this.mode = { kind: 'follower' };
     if (compareBallots(b, this.ballot) > 0) this.stepDown(b);
+  }
+
+  /**
+   * Whether this node would let another run for leader now: not while it
+   * leads a majority, nor within an election timeout of a heartbeat it
+   * followed. So a node back from a restart, or cut off for a while, cannot
+   * depose a leader the others still hear (Raft's pre-vote, 9.6).
+   */
+  grantsPreVote(): boolean {
+    if (this.leads()) return false;
+    return this.tick - this.heardLeaderAtTick > this.config.electionTicks;
+  }
+
+  onPreVoteAck(from: NodeId, b: Ballot, granted: boolean): void {
+    if (this.mode.kind !== 'prevoting' || compareBallots(b, this.mode.ballot) !== 0 || !granted) return;
+    this.mode.grants.add(from);
+    if (this.mode.grants.size >= this.majority) this.startScout(this.mode.ballot);
   }
 
   /** A follower's answer to a heartbeat: the ballot its acceptor promised. */
@@ -202,7 +221,7 @@ export class Leader {
       case 'adopted':
         if (this.ports.now() - this.mode.startedAtMs > this.config.maxScoutAgeMs) {
           mark('leader does not adopt on promises older than maxScoutAgeMs');
-          this.startScout();
+          this.run();
           return;
         }
         this.adopt(this.mode.scout.fromSlot, outcome.pvalues, outcome.compactedBelow);
@@ -259,8 +278,35 @@ export class Leader {
     if (this.mode.kind !== 'active') assert(this.commanders.size === 0, 'commanders without an active leader');
   }
 
-  private startScout(): void {
+  /** The election timeout passed: run (through a pre-vote) unless this node may not. */
+  private run(): void {
+    if (this.ports.mayRun()) {
+      this.startPreVote();
+      return;
+    }
+    mark('lagging follower does not run for leader');
+    this.mode = { kind: 'follower' };
+    this.commanders.clear();
+    this.electionAtTick = this.randomElectionTick();
+  }
+
+  /** Asks the peers whether they would promise the next ballot; runs once a majority (itself included) would. */
+  private startPreVote(): void {
     const round = Math.max(this.ballot.round, this.leaderBallot.round, this.ports.promised().round) + 1;
+    const next = ballot(round, this.config.self);
+    this.mode = { kind: 'prevoting', ballot: next, grants: new Set([this.config.self]) };
+    this.commanders.clear();
+    this.electionAtTick = this.randomElectionTick();
+    if (this.mode.grants.size >= this.majority) {
+      this.startScout(next);
+      return;
+    }
+    for (const m of this.config.members) if (m !== this.config.self) this.ports.send(m, { type: 'PreVote', ballot: next });
+  }
+
+  private startScout(b: Ballot): void {
+    // The promise may have moved since the pre-vote: stay above it.
+    const round = Math.max(b.round, this.ports.promised().round + 1);
     this.ballot = ballot(round, this.config.self);
     const scout = new Scout(this.ballot, this.ports.firstUnapplied(), this.majority);
     this.mode = { kind: 'scouting', scout, startedAtTick: this.tick, startedAtMs: this.ports.now() };

@@ -46,6 +46,9 @@ export type PaxosMessage =
    * Any value an acceptor accepted for `slot` at `ballot` or above is the chosen one.
    */
   | { readonly type: 'Chosen'; readonly slot: Slot; readonly ballot: Ballot }
+  /** Before running, would the peer promise `ballot`? (pre-vote: a node back from a restart does not depose a live leader) */
+  | { readonly type: 'PreVote'; readonly ballot: Ballot }
+  | { readonly type: 'PreVoteAck'; readonly ballot: Ballot; readonly granted: boolean }
   /** A rebuilt acceptor fences off every ballot it may have promised before it lost its disk (rejoin.ts). */
   | { readonly type: 'Fence'; readonly ballot: Ballot }
   /** The peer's promise after a Fence, and a slot above every one it holds a value for or compacted. */

@@ -15,7 +15,7 @@
 import { assert, assertNever } from '../core/assert.js';
 import { DropCounter } from '../core/drop-counter.js';
 import type { Env } from '../core/env.js';
-import { BOTTOM_BALLOT, type Ballot, maxBallot, type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
+import { BOTTOM_BALLOT, type Ballot, compareBallots, maxBallot, type Millis, millis, type NodeId, type Slot } from '../core/ids.js';
 import { mark } from '../core/marks.js';
 import type { ScanRequest, ScanResult, StoredState } from '../core/storage.js';
 import { ACCEPTED_SPACE, ACCEPTOR_SPACE, Acceptor } from './acceptor.js';
@@ -107,6 +107,8 @@ const UNBACKED: ReadonlySet<PaxosMessage['type']> = new Set<PaxosMessage['type']
   'Decision',
   'Heartbeat',
   'HeartbeatAck', // a promise reported for information, not a vote
+  'PreVote', // changes nothing anywhere
+  'PreVoteAck',
   'Propose',
   'CatchupRequest',
   'CatchupReply', // decided slots
@@ -305,6 +307,15 @@ export class PaxosServer {
         return;
       case 'HeartbeatAck':
         this.leader.onHeartbeatAck(from, m.ballot);
+        return;
+      case 'PreVote': {
+        const granted = !this.acceptor.rebuilding && compareBallots(m.ballot, this.acceptor.ballot) > 0 && this.leader.grantsPreVote();
+        if (!granted) mark('pre-vote refused');
+        this.send(from, { type: 'PreVoteAck', ballot: m.ballot, granted });
+        return;
+      }
+      case 'PreVoteAck':
+        this.leader.onPreVoteAck(from, m.ballot, m.granted);
         return;
       case 'CatchupRequest':
         this.sender.touch(from);

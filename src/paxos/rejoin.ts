@@ -18,7 +18,7 @@
 //    (decided) and no leader fills them from its empty memory.
 //
 // The fence deposes the current leader; the group elects again (rebuilds are rare).
-import { type Ballot, ballot, compareBallots, type NodeId, type Slot, slot } from '../core/ids.js';
+import { BOTTOM_BALLOT, type Ballot, ballot, compareBallots, maxBallot, type NodeId, type Slot, slot } from '../core/ids.js';
 import { mark } from '../core/marks.js';
 import type { PaxosMessage } from './messages.js';
 
@@ -50,6 +50,8 @@ type State =
 export class Rejoin {
   private state: State;
   private tick = 0;
+  /** The highest promise a peer answered a fence with: the next fence goes above it. */
+  private answered: Ballot = BOTTOM_BALLOT;
   private readonly peers: readonly NodeId[];
   private readonly majority: number;
 
@@ -107,6 +109,7 @@ export class Rejoin {
     const c = compareBallots(promised, s.fence);
     if (c > 0) {
       mark('rejoin fences again above a higher ballot');
+      this.answered = maxBallot(this.answered, promised);
       this.startFence();
       return;
     }
@@ -120,7 +123,7 @@ export class Rejoin {
   }
 
   private startFence(): void {
-    const fence = ballot(this.ports.highestBallot().round + 1, this.config.self);
+    const fence = ballot(maxBallot(this.ports.highestBallot(), this.answered).round + 1, this.config.self);
     const s: State = { kind: 'fencing', fence, acks: new Map(), sentAtTick: this.tick };
     this.state = s;
     this.sendFence(s);

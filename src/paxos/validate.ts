@@ -42,10 +42,14 @@ export function validatePeerMessage(from: NodeId, m: PaxosMessage, group: GroupV
     // A scout, a heartbeat, a commander and its Chosen go out from the leader whose ballot they carry; a
     // Fence from the rebuilt acceptor whose ballot it is.
     case 'P1a':
+    case 'PreVote':
     case 'Heartbeat':
     case 'Chosen':
     case 'Fence':
       return ownBallot(from, m.type, m.ballot);
+    // The ballot the asker would run with: its own.
+    case 'PreVoteAck':
+      return memberBallot(m.type, m.ballot, group);
     case 'P2a':
       return ownBallot(from, m.type, m.pvalue.ballot);
     case 'P1b':

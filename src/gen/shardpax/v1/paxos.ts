@@ -94,6 +94,23 @@ export interface HeartbeatAck {
   ballot: Ballot | undefined;
 }
 
+/**
+ * Would-be candidate -> every peer, before it runs (pre-vote, Raft 9.6):
+ * would you promise `ballot`? Changes nothing at the peer.
+ */
+export interface PreVote {
+  ballot: Ballot | undefined;
+}
+
+/**
+ * Peer -> would-be candidate: yes only if it heard from no live leader within
+ * an election timeout (and is not one), and `ballot` is above its promise.
+ */
+export interface PreVoteAck {
+  ballot: Ballot | undefined;
+  granted: boolean;
+}
+
 /** Replica -> leader: commands for it to propose. */
 export interface Propose {
   commands: Uint8Array[];
@@ -171,6 +188,8 @@ export interface PaxosMessage {
     | { $case: "fence"; value: Fence }
     | { $case: "fenceAck"; value: FenceAck }
     | { $case: "heartbeatAck"; value: HeartbeatAck }
+    | { $case: "preVote"; value: PreVote }
+    | { $case: "preVoteAck"; value: PreVoteAck }
     | undefined;
 }
 
@@ -880,6 +899,109 @@ export const HeartbeatAck: MessageFns<HeartbeatAck> = {
   },
 };
 
+function createBasePreVote(): PreVote {
+  return { ballot: undefined };
+}
+
+export const PreVote: MessageFns<PreVote> = {
+  encode(message: PreVote, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ballot !== undefined) {
+      Ballot.encode(message.ballot, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreVote {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreVote();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ballot = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBasePreVoteAck(): PreVoteAck {
+  return { ballot: undefined, granted: false };
+}
+
+export const PreVoteAck: MessageFns<PreVoteAck> = {
+  encode(message: PreVoteAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ballot !== undefined) {
+      Ballot.encode(message.ballot, writer.uint32(10).fork()).join();
+    }
+    if (message.granted !== false) {
+      writer.uint32(16).bool(message.granted);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PreVoteAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePreVoteAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.ballot = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.granted = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBasePropose(): Propose {
   return { commands: [] };
 }
@@ -1413,6 +1535,12 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
       case "heartbeatAck":
         HeartbeatAck.encode(message.body.value, writer.uint32(130).fork()).join();
         break;
+      case "preVote":
+        PreVote.encode(message.body.value, writer.uint32(138).fork()).join();
+        break;
+      case "preVoteAck":
+        PreVoteAck.encode(message.body.value, writer.uint32(146).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1556,6 +1684,22 @@ export const PaxosMessage: MessageFns<PaxosMessage> = {
             }
 
             message.body = { $case: "heartbeatAck", value: HeartbeatAck.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.body = { $case: "preVote", value: PreVote.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.body = { $case: "preVoteAck", value: PreVoteAck.decode(reader, reader.uint32()) };
             continue;
           }
         }
