@@ -1,7 +1,7 @@
 // A cluster of server processes on this machine: the cluster file, one
 // `shardpax server` child per node (log in <dir>/<node>.log), status polling,
-// SIGKILL and restart of single nodes, and an orderly stop. Used by
-// `shardpax dev`, the real-process tests and the benchmarks.
+// SIGKILL, SIGSTOP/SIGCONT and restart of single nodes, and an orderly stop.
+// Used by `shardpax dev`, the real-process tests and the benchmarks.
 //
 // It runs only what is its own: before anything is written or started, the
 // folder must be new (or empty) or hold its cluster file with every node's
@@ -46,6 +46,8 @@ export interface LocalClusterOptions {
 export class LocalCluster {
   readonly file: string;
   private readonly procs = new Map<string, ChildProcess>();
+  /** Nodes stopped with pause(): stop() resumes them, or their SIGTERM would wait for SIGCONT. */
+  private readonly paused = new Set<string>();
   private stopping: Promise<void> | undefined;
   /** Set when a node exits without being asked to. */
   crashed: string | undefined;
@@ -124,10 +126,29 @@ export class LocalCluster {
     const p = this.procs.get(id);
     if (p === undefined) return;
     this.procs.delete(id);
+    this.paused.delete(id);
     if (p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise((r) => p.once('exit', r));
     p.kill('SIGKILL');
     await gone;
+  }
+
+  /** Freezes a node (SIGSTOP): it keeps its sockets but neither reads nor answers, like a long GC pause. */
+  pause(id: string): void {
+    const p = this.procs.get(id);
+    if (p === undefined || !p.kill('SIGSTOP')) throw new Error(`node ${id} has no live process to pause`);
+    this.paused.add(id);
+  }
+
+  /** Lets a paused node run again (SIGCONT); it then works through what queued up meanwhile. */
+  resume(id: string): void {
+    const p = this.procs.get(id);
+    if (p === undefined || !p.kill('SIGCONT')) throw new Error(`node ${id} has no live process to resume`);
+    this.paused.delete(id);
+  }
+
+  isPaused(id: string): boolean {
+    return this.paused.has(id);
   }
 
   /** Node `id`'s status if its own child answers (another cluster's node is refused, another process's pid ignored). */
@@ -183,6 +204,8 @@ export class LocalCluster {
 
   /** SIGTERM every node, SIGKILL after a grace period; removes a temp folder. Idempotent. */
   stop(): Promise<void> {
+    for (const id of this.paused) this.procs.get(id)?.kill('SIGCONT');
+    this.paused.clear();
     this.stopping ??= Promise.all([...this.procs.values()].map(stopChild)).then(() => {
       if (this.ownsDir) rmSync(this.dir, { recursive: true, force: true });
     });
