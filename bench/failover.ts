@@ -4,7 +4,9 @@
 // in CI, every wait is bounded.
 //
 // Each round, under put load from SDK clients connected to the leader:
-//   1. one follower lags: SIGSTOP for --lag-ms while the load goes on, then SIGCONT;
+//   1. one follower lags: SIGSTOP for --lag-ms while the load goes on, then
+//      SIGCONT (or, with --lag-by restart, SIGKILL and a restart once
+//      --lag-ms passed, the kill below following as soon as it answers);
 //   2. at once, SIGKILL the leader;
 //   3. measure from the kill until (a) status shows exactly one node leading,
 //      every live node answering, and (b) a put submitted after the kill (one
@@ -36,6 +38,8 @@ import { AdminServiceClient, type NodeStatus } from '../src/gen/shardpax/v1/clie
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SERIES = ['lag', 'control'] as const;
 type SeriesName = (typeof SERIES)[number];
+const LAG_BY = ['stop', 'restart'] as const;
+type LagBy = (typeof LAG_BY)[number];
 const KEYS = 10_000;
 const LEADER_WAIT_MS = 30_000;
 const STATUS_TIMEOUT_MS = 250; // a poll that waits longer would hide a gap in leadership
@@ -52,6 +56,7 @@ interface Options {
   readonly valueBytes: number;
   readonly warmupMs: number;
   readonly lagMs: number;
+  readonly lagBy: LagBy;
   readonly pollMs: number;
   readonly settleMs: number;
   readonly opTimeoutMs: number;
@@ -87,7 +92,12 @@ function parseOptions(argv: readonly string[]): Options {
     .option('--in-flight <n>', 'puts in flight per client', intArg(1, 256), 4)
     .option('--value-bytes <n>', 'put value size', intArg(0, 1 << 20), 100)
     .option('--warmup-ms <ms>', 'load before the follower is stopped', intArg(0, 600_000), 1_000)
-    .option('--lag-ms <ms>', 'how long the lagging follower stays stopped (SIGSTOP) under load', intArg(1, 600_000), 3_000)
+    .option('--lag-ms <ms>', 'how long the lagging follower stays stopped (or down) under load', intArg(1, 600_000), 3_000)
+    .addOption(
+      new Option('--lag-by <how>', 'stop = SIGSTOP, then SIGCONT; restart = SIGKILL, then a restart (the node catches up after a restart)')
+        .choices([...LAG_BY])
+        .default('stop'),
+    )
     .option('--poll-ms <ms>', 'status poll interval (every live node each time)', intArg(5, 1_000), 25)
     .option('--settle-ms <ms>', 'keep polling this long after the election and the first put, to catch a second leader', intArg(0, 60_000), 1_000)
     .option('--op-timeout-ms <ms>', 'SDK timeout of one put', intArg(100, 600_000), 30_000)
@@ -115,6 +125,7 @@ function parseOptions(argv: readonly string[]): Options {
     valueBytes: v.valueBytes as number,
     warmupMs: v.warmupMs as number,
     lagMs: v.lagMs as number,
+    lagBy: v.lagBy as LagBy,
     pollMs: v.pollMs as number,
     settleMs: v.settleMs as number,
     opTimeoutMs: v.opTimeoutMs as number,
@@ -211,10 +222,16 @@ function toSample(s: NodeStatus): NodeSample {
  */
 class StatusClients {
   private readonly clients = new Map<string, AdminServiceClient>();
-  constructor(cluster: LocalCluster) {
-    for (const n of cluster.nodes) {
-      this.clients.set(n.id, new AdminServiceClient(n.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
-    }
+  constructor(private readonly cluster: LocalCluster) {
+    for (const n of cluster.nodes) this.reconnect(n.id);
+  }
+
+  /** A fresh channel: one to a node that was down would wait out grpc's reconnect backoff. */
+  reconnect(id: string): void {
+    const address = this.cluster.nodes.find((n) => n.id === id)?.address;
+    if (address === undefined) throw new Error(`no node ${id}`);
+    this.clients.get(id)?.close();
+    this.clients.set(id, new AdminServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   }
 
   status(id: string): Promise<NodeStatus | undefined> {
@@ -429,9 +446,8 @@ async function runRound(b: Bench, series: SeriesName, round: number): Promise<Ro
   let killAt: number | undefined;
   try {
     await sleep(o.warmupMs);
-    if (lagging !== null) cluster.pause(lagging);
-    await sleep(o.lagMs);
-    if (lagging !== null) cluster.resume(lagging);
+    if (lagging === null) await sleep(o.lagMs);
+    else await makeLag(b, lagging, live, status);
     const last = polls[polls.length - 1];
     const leading = Object.entries(last?.nodes ?? {}).filter(([, n]) => n?.leader === true).map(([id]) => id);
     if (leading.length !== 1 || leading[0] !== killed) {
@@ -447,6 +463,7 @@ async function runRound(b: Bench, series: SeriesName, round: number): Promise<Ro
     polling = false;
     await poller;
     for (const id of cluster.nodes.map((n) => n.id)) if (cluster.isPaused(id)) cluster.resume(id);
+    if (lagging !== null && !running(cluster, lagging)) cluster.start(lagging); // a restart that failed half-way
     await load.close(o.opTimeoutMs + 1_000);
     status.close();
     // Times from the kill; from the round's start when it failed before the kill.
@@ -465,6 +482,33 @@ async function runRound(b: Bench, series: SeriesName, round: number): Promise<Ro
   r.rejoinBallotRounds = rejoin.maxBallot - Math.max(r.ballotAtEnd, r.ballotBefore);
   r.ok = r.failure === undefined;
   return r;
+}
+
+/** Makes `lagging` fall behind for --lag-ms under the load, by --lag-by; returns once it runs again. */
+async function makeLag(b: Bench, lagging: string, live: Set<string>, status: StatusClients): Promise<void> {
+  const { o, cluster } = b;
+  switch (o.lagBy) {
+    case 'stop':
+      cluster.pause(lagging);
+      await sleep(o.lagMs);
+      cluster.resume(lagging);
+      return;
+    case 'restart': {
+      live.delete(lagging);
+      await cluster.kill(lagging);
+      await sleep(o.lagMs);
+      cluster.start(lagging);
+      status.reconnect(lagging);
+      const start = now();
+      while ((await status.status(lagging)) === undefined) {
+        if (now() - start > LEADER_WAIT_MS) throw new Error(`${lagging} did not answer within ${LEADER_WAIT_MS} ms of its restart`);
+        if (cluster.crashed !== undefined) throw new Error(cluster.crashed);
+        await sleep(o.pollMs);
+      }
+      live.add(lagging);
+      return;
+    }
+  }
 }
 
 /**
@@ -511,6 +555,15 @@ async function measureFailover(b: Bench, r: RoundResult, load: Load, polls: read
     const target = after.find((p) => p.at - killAt >= r.leaderMs)?.nodes[r.newLeader]?.decidedBelow;
     const caught = target === undefined ? undefined : after.find((p) => (p.nodes[lagging]?.appliedBelow ?? -1) >= target);
     r.lagCaughtUpMs = caught === undefined ? NaN : caught.at - killAt;
+  }
+}
+
+function running(cluster: LocalCluster, id: string): boolean {
+  try {
+    cluster.pid(id);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -642,7 +695,9 @@ function commandLine(): string {
 function gitInfo(): { commit: string; branch: string; dirty: boolean } | { error: string } {
   try {
     const git = (...args: string[]) => execFileSync('git', args, { cwd: REPO, timeout: 5_000, encoding: 'utf8' }).trim();
-    return { commit: git('rev-parse', 'HEAD'), branch: git('rev-parse', '--abbrev-ref', 'HEAD'), dirty: git('status', '--porcelain') !== '' };
+    // Untracked files (a worktree's node_modules link) do not change what runs.
+    const dirty = git('status', '--porcelain', '--untracked-files=no') !== '';
+    return { commit: git('rev-parse', 'HEAD'), branch: git('rev-parse', '--abbrev-ref', 'HEAD'), dirty };
   } catch (err) {
     return { error: err instanceof Error ? err.message : String(err) };
   }
@@ -665,7 +720,7 @@ function knobsLine(o: Options): string {
   const env = (name: string) => (process.env[name] ?? '') || 'unset';
   return (
     `${o.rounds} rounds of ${o.series.join(' + ')}; ${o.clients} clients x ${o.inFlight} puts in flight, ${o.valueBytes} B values; ` +
-    `warm-up ${o.warmupMs} ms, lag ${o.lagMs} ms, poll ${o.pollMs} ms, settle ${o.settleMs} ms; ` +
+    `warm-up ${o.warmupMs} ms, lag ${o.lagMs} ms by ${o.lagBy}, poll ${o.pollMs} ms, settle ${o.settleMs} ms; ` +
     `SHARDPAX_TUNING ${env('SHARDPAX_TUNING')}, SHARDPAX_SERVER_NODE_ARGS ${env('SHARDPAX_SERVER_NODE_ARGS')}`
   );
 }
