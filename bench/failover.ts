@@ -34,6 +34,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
 import { AdminServiceClient, type NodeStatus } from '../src/gen/shardpax/v1/client.js';
+import { CLUSTER_ID_METADATA } from '../src/runtime/cluster-id-metadata.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const SERIES = ['lag', 'control'] as const;
@@ -237,8 +238,10 @@ class StatusClients {
   status(id: string): Promise<NodeStatus | undefined> {
     const c = this.clients.get(id);
     if (c === undefined) return Promise.resolve(undefined);
+    const metadata = new grpc.Metadata();
+    metadata.set(CLUSTER_ID_METADATA, this.cluster.clusterId); // a node of another cluster refuses
     return new Promise((done) => {
-      c.status({}, new grpc.Metadata(), { deadline: Date.now() + STATUS_TIMEOUT_MS }, (err, s) => done(err === null ? s : undefined));
+      c.status({}, metadata, { deadline: Date.now() + STATUS_TIMEOUT_MS }, (err, s) => done(err === null ? s : undefined));
     });
   }
 
