@@ -52,7 +52,7 @@ export function paxosToWire(m: PaxosMessage): wire.PaxosMessage {
     case 'Chosen':
       return { body: { $case: 'chosen', value: { slot: m.slot, ballot: ballotToWire(m.ballot) } } };
     case 'PreVote':
-      return { body: { $case: 'preVote', value: { ballot: ballotToWire(m.ballot) } } };
+      return { body: { $case: 'preVote', value: { ballot: ballotToWire(m.ballot), appliedBelow: m.appliedBelow } } };
     case 'PreVoteAck':
       return { body: { $case: 'preVoteAck', value: { ballot: ballotToWire(m.ballot), granted: m.granted } } };
     case 'HeartbeatAck':
@@ -119,7 +119,11 @@ export function paxosFromWire(w: wire.PaxosMessage): PaxosMessage {
     case 'chosen':
       return { type: 'Chosen', slot: sentSlot(b.value.slot, 'Chosen slot'), ballot: sentBallot(b.value.ballot, 'Chosen') };
     case 'preVote':
-      return { type: 'PreVote', ballot: sentBallot(b.value.ballot, 'PreVote') };
+      return {
+        type: 'PreVote',
+        ballot: sentBallot(b.value.ballot, 'PreVote'),
+        appliedBelow: sentSlot(b.value.appliedBelow, 'PreVote applied_below'),
+      };
     case 'preVoteAck':
       return { type: 'PreVoteAck', ballot: sentBallot(b.value.ballot, 'PreVoteAck'), granted: b.value.granted };
     case 'heartbeatAck':

@@ -301,7 +301,8 @@ export class Leader {
       this.startScout(next);
       return;
     }
-    for (const m of this.config.members) if (m !== this.config.self) this.ports.send(m, { type: 'PreVote', ballot: next });
+    const appliedBelow = this.ports.firstUnapplied();
+    for (const m of this.config.members) if (m !== this.config.self) this.ports.send(m, { type: 'PreVote', ballot: next, appliedBelow });
   }
 
   private startScout(b: Ballot): void {

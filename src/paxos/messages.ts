@@ -47,7 +47,7 @@ export type PaxosMessage =
    */
   | { readonly type: 'Chosen'; readonly slot: Slot; readonly ballot: Ballot }
   /** Before running, would the peer promise `ballot`? (pre-vote: a node back from a restart does not depose a live leader) */
-  | { readonly type: 'PreVote'; readonly ballot: Ballot }
+  | { readonly type: 'PreVote'; readonly ballot: Ballot; readonly appliedBelow: Slot }
   | { readonly type: 'PreVoteAck'; readonly ballot: Ballot; readonly granted: boolean }
   /** A rebuilt acceptor fences off every ballot it may have promised before it lost its disk (rejoin.ts). */
   | { readonly type: 'Fence'; readonly ballot: Ballot }

@@ -309,7 +309,12 @@ export class PaxosServer {
         this.leader.onHeartbeatAck(from, m.ballot);
         return;
       case 'PreVote': {
-        const granted = !this.acceptor.rebuilding && compareBallots(m.ballot, this.acceptor.ballot) > 0 && this.leader.grantsPreVote();
+        // Not to a node behind this one: elected, it would first have to catch up (the failover benchmark's lagging node).
+        const granted =
+          !this.acceptor.rebuilding &&
+          compareBallots(m.ballot, this.acceptor.ballot) > 0 &&
+          m.appliedBelow >= this.replica.firstUnapplied() &&
+          this.leader.grantsPreVote();
         if (!granted) mark('pre-vote refused');
         this.send(from, { type: 'PreVoteAck', ballot: m.ballot, granted });
         return;

@@ -99,7 +99,11 @@ export interface HeartbeatAck {
  * would you promise `ballot`? Changes nothing at the peer.
  */
 export interface PreVote {
-  ballot: Ballot | undefined;
+  ballot:
+    | Ballot
+    | undefined;
+  /** The asker's first unapplied slot: a peer further along does not grant it. */
+  appliedBelow: number;
 }
 
 /**
@@ -900,13 +904,16 @@ export const HeartbeatAck: MessageFns<HeartbeatAck> = {
 };
 
 function createBasePreVote(): PreVote {
-  return { ballot: undefined };
+  return { ballot: undefined, appliedBelow: 0 };
 }
 
 export const PreVote: MessageFns<PreVote> = {
   encode(message: PreVote, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.ballot !== undefined) {
       Ballot.encode(message.ballot, writer.uint32(10).fork()).join();
+    }
+    if (message.appliedBelow !== 0) {
+      writer.uint32(16).uint64(message.appliedBelow);
     }
     return writer;
   },
@@ -930,6 +937,14 @@ export const PreVote: MessageFns<PreVote> = {
             }
 
             message.ballot = Ballot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.appliedBelow = longToNumber(reader.uint64());
             continue;
           }
         }
