@@ -369,7 +369,6 @@ export class Leader {
     }
   }
 
-
   private heartbeat(): void {
     for (const m of this.config.members) {
       if (m !== this.config.self) {
