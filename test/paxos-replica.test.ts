@@ -163,11 +163,15 @@ describe('Replica: bounded memory', () => {
 });
 
 describe('Replica: held decisions during a transfer and in bytes', () => {
-  it('holds no more than maxPendingDecisionBytes of decisions', () => {
+  it('holds no more than maxPendingDecisionBytes of decisions in memory, and logs every one', () => {
     const h = harness({ ...CONFIG, maxPendingDecisionBytes: 3 * 1004 });
     for (const s of [1, 2, 3, 4, 5]) h.r.onDecision(slot(s), batchOf(s, 1000));
     expect(h.r.pendingCount()).toBe(3);
-    expect(h.logged()).toEqual([1, 2, 3]);
+    // Dropping 4 and 5 here would lose them for good if every replica did the same (the leader's own too).
+    expect(h.logged()).toEqual([1, 2, 3, 4, 5]);
+    h.r.checkInvariants();
+    h.r.onDecision(slot(0), batchOf(0, 1000));
+    expect(h.appliedSlots()).toEqual([0, 1, 2, 3, 4, 5]);
     h.r.checkInvariants();
   });
 
@@ -187,15 +191,16 @@ describe('Replica: held decisions during a transfer and in bytes', () => {
 });
 
 describe('Replica: held decisions prefer the lowest slots; a served transfer pins the log', () => {
-  it('a lower slot evicts the highest held one when the bound is reached', () => {
+  it('a lower slot takes the memory of the highest held one when the bound is reached; both stay in the log', () => {
     const h = harness({ ...CONFIG, maxPendingSlots: 3 });
     h.r.beginTransfer(9);
     h.decide(10, 11, 12);
     h.decide(5);
     expect(h.r.pendingCount()).toBe(3);
-    expect(h.logged()).toEqual([5, 10, 11]);
-    h.decide(20); // higher than everything held: dropped
-    expect(h.logged()).toEqual([5, 10, 11]);
+    expect(h.logged()).toEqual([5, 10, 11, 12]);
+    h.decide(20); // higher than everything held: in the log only
+    expect(h.r.pendingCount()).toBe(3);
+    expect(h.logged()).toEqual([5, 10, 11, 12, 20]);
   });
 
   it('does not compact the log past a slot a peer is being sent the state of', () => {

@@ -64,6 +64,13 @@ export class Replica {
   private transferId = 0;
   private readonly pending = new Map<Slot, Batch>();
   private pendingBytes = 0;
+  /**
+   * Decided slots not yet applied whose batch is in the log on disk only (the
+   * memory bound was reached). Never dropped: if every replica dropped a
+   * decision (the leader's own included), nobody could supply it and every
+   * replica would stop at that slot, which a 1 MiB-value load did.
+   */
+  private readonly logOnly = new Set<Slot>();
   /** Highest slot below which some peer said everything is decided. */
   private decidedBelow = slot(0);
 
@@ -110,7 +117,7 @@ export class Replica {
   /** Learns a decision, and applies every slot it makes ready. */
   onDecision(s: Slot, batch: Batch): void {
     if (s >= this.decidedBelow) this.decidedBelow = slot(s + 1);
-    if (s < this.slotOut || this.pending.has(s)) return;
+    if (s < this.slotOut || this.pending.has(s) || this.logOnly.has(s)) return;
     // While a transfer runs, slotOut is stale: decisions past it are what the new state will need.
     if (this.transferId === 0 && s >= this.slotOut + this.config.maxPendingSlots) {
       mark('replica drops a decision too far ahead');
@@ -118,12 +125,17 @@ export class Replica {
     }
     // A decision decoded from the wire views its whole frame (up to 4 MiB): one held for later gets its own
     // copy, so what memory keeps is what the byte bound counts.
-    const owned = s === this.slotOut && this.transferId === 0 ? batch : batch.map((c) => c.slice());
-    if (!this.hold(s, owned)) {
-      mark('replica drops a decision: held decisions at their bound');
+    if (this.logOnly.size >= this.config.maxPendingSlots) {
+      // Only while a long transfer runs: this node is behind, and its peers (the leader first) keep the slot.
+      mark('replica drops a decision: too many waiting in its log');
       return;
     }
+    const owned = s === this.slotOut && this.transferId === 0 ? batch : batch.map((c) => c.slice());
     this.ports.persistUnsynced(put(LOG_SPACE, indexKey(s), records.encodeDecided({ slot: s, batch: owned })));
+    if (!this.hold(s, owned)) {
+      mark('replica keeps a decision in its log only: held decisions at their bound');
+      this.logOnly.add(s);
+    }
     this.ports.learned?.(s, owned);
     this.applyReady();
   }
@@ -135,7 +147,7 @@ export class Replica {
 
   /** Whether this replica knows it is missing decisions. */
   lagging(): boolean {
-    return this.knownDecidedBelow() > this.slotOut && !this.pending.has(this.slotOut);
+    return this.knownDecidedBelow() > this.slotOut && !this.pending.has(this.slotOut) && !this.logOnly.has(this.slotOut);
   }
 
   /** How many decided slots this replica has not applied, as far as it knows. */
@@ -149,7 +161,7 @@ export class Replica {
     if (fromSlot < this.compactedBelow || this.transferId !== 0) return { decisions, logStart: this.compactedBelow };
     let bytes = 0;
     for (let s = fromSlot; decisions.length < this.config.maxCatchup; s++) {
-      const batch = s < this.slotOut ? this.logged(slot(s)) : this.pending.get(slot(s));
+      const batch = this.pending.get(slot(s)) ?? this.logged(slot(s));
       if (batch === undefined) break;
       bytes += batchBytes(batch);
       if (decisions.length > 0 && bytes > this.config.maxCatchupBytes) break;
@@ -162,6 +174,7 @@ export class Replica {
   transferCovers(at: Slot): void {
     assert(this.transferId !== 0, 'no transfer running');
     for (const [s, batch] of [...this.pending]) if (s < at) this.forget(s, batch);
+    for (const s of [...this.logOnly]) if (s < at) this.forgetLogged(s);
   }
 
   /** A transfer begins: the stored state is no longer whole until `finishTransfer`. */
@@ -180,6 +193,7 @@ export class Replica {
     // The state is exactly the state at `at`, even in the odd case that we had applied further before.
     this.slotOut = at;
     for (const [s, batch] of [...this.pending]) if (s < at || s >= at + this.config.maxPendingSlots) this.forget(s, batch);
+    for (const s of [...this.logOnly]) if (s < at || s >= at + this.config.maxPendingSlots) this.forgetLogged(s);
     this.compactedBelow = this.slotOut;
     if (this.decidedBelow < this.slotOut) this.decidedBelow = this.slotOut;
     this.transferId = 0;
@@ -195,6 +209,8 @@ export class Replica {
     assert(this.compactedBelow <= this.slotOut, 'log compacted past the applied state');
     assert(this.pending.size <= this.config.maxPendingSlots, 'too many held decisions');
     assert(this.pendingBytes <= this.config.maxPendingDecisionBytes, 'held decisions past their byte bound');
+    for (const s of this.logOnly) assert(s >= this.slotOut && !this.pending.has(s), `log-only slot ${s} misfiled`);
+    assert(this.logOnly.size <= this.config.maxPendingSlots, 'too many log-only decisions');
     for (const s of this.pending.keys()) {
       assert(s >= this.slotOut, `held slot ${s} below the applied state`);
       if (this.transferId === 0) assert(s < this.slotOut + this.config.maxPendingSlots, `held slot ${s} too far ahead`);
@@ -207,7 +223,10 @@ export class Replica {
     const from = this.slotOut;
     let bytes = 0;
     for (;;) {
-      const batch = this.pending.get(this.slotOut);
+      const held = this.pending.get(this.slotOut);
+      const inLog = held === undefined && this.logOnly.has(this.slotOut);
+      const batch = held ?? (inLog ? this.logged(this.slotOut) : undefined);
+      assert(!inLog || batch !== undefined, `log-only slot ${this.slotOut} missing from the log`);
       if (batch === undefined) break;
       if (bytes > 0 && bytes + batchBytes(batch) > this.config.maxApplyBytesPerStep) {
         mark('replica applies the rest in a later step');
@@ -215,7 +234,8 @@ export class Replica {
         break;
       }
       bytes += batchBytes(batch);
-      this.release(this.slotOut, batch);
+      if (inLog) this.logOnly.delete(this.slotOut);
+      else this.release(this.slotOut, batch);
       this.ports.apply(this.slotOut, batch);
       this.slotOut = slot(this.slotOut + 1);
     }
@@ -234,10 +254,11 @@ export class Replica {
       let highest: Slot | undefined;
       for (const h of this.pending.keys()) if (highest === undefined || h > highest) highest = h;
       if (highest === undefined || highest < s) return false;
-      mark('replica evicts its highest held decision for a lower one');
+      mark('replica moves its highest held decision to its log only, for a lower one');
       const evicted = this.pending.get(highest);
       assert(evicted !== undefined);
-      this.forget(highest, evicted);
+      this.release(highest, evicted);
+      this.logOnly.add(highest);
     }
     this.pending.set(s, batch);
     this.pendingBytes += bytes;
@@ -246,6 +267,12 @@ export class Replica {
 
   private release(s: Slot, batch: Batch): void {
     if (this.pending.delete(s)) this.pendingBytes -= batchBytes(batch);
+  }
+
+  /** Drops a log-only decision that will never be applied here. */
+  private forgetLogged(s: Slot): void {
+    this.logOnly.delete(s);
+    this.ports.persistUnsynced(del(LOG_SPACE, indexKey(s)));
   }
 
   /** Drops a held decision that will never be applied here, and its log entry. */
