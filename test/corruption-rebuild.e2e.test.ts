@@ -5,33 +5,24 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
+import { LocalCluster } from '../src/cli/local-cluster.js';
+import { setServerTuning, until } from './support/e2e.js';
 import { connect } from '../src/client/db.js';
 import { loadClusterConfig } from '../src/runtime/cluster-config.js';
 
 const dec = new TextDecoder();
 let cluster: LocalCluster | undefined;
-let savedTuning: string | undefined;
+let restoreTuning: (() => void) | undefined;
 
 afterAll(async () => {
   await cluster?.stop();
-  if (savedTuning === undefined) delete process.env.SHARDPAX_TUNING;
-  else process.env.SHARDPAX_TUNING = savedTuning;
+  restoreTuning?.();
 });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const start = performance.now();
-  while (performance.now() - start < timeoutMs) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
 
 describe('a node with a damaged write-ahead log', () => {
   it('refuses to start, and comes back with --rebuild', { timeout: 120_000 }, async () => {
-    savedTuning = process.env.SHARDPAX_TUNING;
-    process.env.SHARDPAX_TUNING = JSON.stringify({ maxScoutAgeMs: 500 }); // a short quiet period for the rebuild
+    restoreTuning = setServerTuning({ maxScoutAgeMs: 500 }); // a short quiet period for the rebuild
     const c = (cluster = (await LocalCluster.create({ replicas: 3 })).cluster);
     const exits: string[] = [];
     c.onCrash = (message) => exits.push(message);

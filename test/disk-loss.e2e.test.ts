@@ -7,28 +7,20 @@
 // key is written once, and every read starts after every write ended.
 import { rmSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
+import { LocalCluster } from '../src/cli/local-cluster.js';
+import { setServerTuning, until } from './support/e2e.js';
 import { connect, type Db } from '../src/client/db.js';
 import { loadClusterConfig } from '../src/runtime/cluster-config.js';
 
 const dec = new TextDecoder();
 let cluster: LocalCluster | undefined;
-let savedTuning: string | undefined;
+let restoreTuning: (() => void) | undefined;
 
 afterAll(async () => {
   await cluster?.stop();
-  if (savedTuning === undefined) delete process.env.SHARDPAX_TUNING;
-  else process.env.SHARDPAX_TUNING = savedTuning;
+  restoreTuning?.();
 });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const start = performance.now();
-  while (performance.now() - start < timeoutMs) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
 
 /** Puts `prefix<i>` from `workers` writers for `ms`; returns what was acknowledged. */
 async function load(db: Db, prefix: string, ms: number, workers = 16): Promise<Map<string, string>> {
@@ -54,9 +46,8 @@ async function load(db: Db, prefix: string, ms: number, workers = 16): Promise<M
 
 describe('a node that lost its disk', () => {
   it('rebuilds without voting: no acknowledged write is lost, and it votes again', { timeout: 120_000 }, async () => {
-    savedTuning = process.env.SHARDPAX_TUNING;
     // A short quiet period (twice maxScoutAgeMs), so the rebuilt node may vote within the test.
-    process.env.SHARDPAX_TUNING = JSON.stringify({ maxScoutAgeMs: 500 });
+    restoreTuning = setServerTuning({ maxScoutAgeMs: 500 });
     const c = (cluster = (await LocalCluster.create({ replicas: 3 })).cluster);
     c.onCrash = () => {};
     c.startAll();

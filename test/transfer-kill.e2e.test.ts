@@ -10,33 +10,24 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
+import { setServerTuning, until } from './support/e2e.js';
 import { connect, type Db } from '../src/client/db.js';
 import type { NodeStatus } from '../src/client/admin.js';
 
 const dec = new TextDecoder();
 let cluster: LocalCluster | undefined;
-let savedTuning: string | undefined;
+let restoreTuning: (() => void) | undefined;
 
 afterAll(async () => {
   await cluster?.stop();
-  if (savedTuning === undefined) delete process.env.SHARDPAX_TUNING;
-  else process.env.SHARDPAX_TUNING = savedTuning;
+  restoreTuning?.();
 });
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const start = performance.now();
-  while (performance.now() - start < timeoutMs) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
 
 describe('state transfer under SIGKILL', () => {
   it('a wiped node rebuilds by transfer despite its receiver and then its sender being killed mid-way; nothing acknowledged is lost', async () => {
-    savedTuning = process.env.SHARDPAX_TUNING;
     // A short log tail, so a wiped node must transfer; small chunks, so a transfer lasts long enough to be interrupted.
-    process.env.SHARDPAX_TUNING = JSON.stringify({ logRetainSlots: 50, maxChunkBytes: 8192 });
+    restoreTuning = setServerTuning({ logRetainSlots: 50, maxChunkBytes: 8192 });
     const created = await LocalCluster.create({ replicas: 3 });
     const c = (cluster = created.cluster);
     c.startAll();
@@ -90,10 +81,10 @@ describe('state transfer under SIGKILL', () => {
     await c.kill(victim);
     rmSync(join(c.dir, victim), { recursive: true, force: true });
     c.start(victim, { rebuild: true }); // restarts below are plain: its new store stays marked rebuilding
-    await until(`${victim} receives state`, () => transferring(victim), 30_000);
+    await until(`${victim} receives state`, () => transferring(victim), 30_000, 50);
     await c.kill(victim); // the receiver, mid-transfer
     c.start(victim);
-    await until(`${victim} receives state again`, () => transferring(victim), 30_000);
+    await until(`${victim} receives state again`, () => transferring(victim), 30_000, 50);
     const source = (await status(victim))?.transferSource ?? '';
     expect(source).not.toBe('');
     await c.kill(source); // the sender, mid-transfer
@@ -109,6 +100,7 @@ describe('state transfer under SIGKILL', () => {
         return [...all.values()].every((s) => s.transferSource === '') && Math.max(...applied) - Math.min(...applied) < 20;
       },
       120_000,
+      50,
     );
     stop = true;
     await writers;

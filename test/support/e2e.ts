@@ -1,0 +1,24 @@
+// Helpers the real-process tests share: polling until a condition holds, and
+// server tuning (SHARDPAX_TUNING, read by every server LocalCluster starts)
+// set for one test file and put back after it.
+import { sleep } from '../../src/cli/local-cluster.js';
+
+/** Polls `check` every `everyMs` until it holds; throws after `timeoutMs`, naming `what`. */
+export async function until(what: string, check: () => Promise<boolean>, timeoutMs: number, everyMs = 100): Promise<void> {
+  const start = performance.now();
+  while (performance.now() - start < timeoutMs) {
+    if (await check()) return;
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
+
+/** Sets SHARDPAX_TUNING for servers started from now on; the returned function restores what was there. */
+export function setServerTuning(tuning: Record<string, number>): () => void {
+  const saved = process.env.SHARDPAX_TUNING;
+  process.env.SHARDPAX_TUNING = JSON.stringify(tuning);
+  return () => {
+    if (saved === undefined) delete process.env.SHARDPAX_TUNING;
+    else process.env.SHARDPAX_TUNING = saved;
+  };
+}
