@@ -53,7 +53,11 @@ function cli(args: readonly string[], timeoutMs = 20_000): Promise<Run> {
 }
 
 /** A running `shardpax server`: resolves once it prints its serving line. */
-async function serve(file: string, node: string, extra: readonly string[] = []): Promise<{ child: ChildProcess; stdout: () => string }> {
+async function serve(
+  file: string,
+  node: string,
+  extra: readonly string[] = [],
+): Promise<{ child: ChildProcess; stdout: () => string; output: () => string }> {
   const child = spawn(process.execPath, [BIN, 'server', '--cluster', file, '--node', node, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   spawned.push(child);
   let stdout = '';
@@ -65,7 +69,7 @@ async function serve(file: string, node: string, extra: readonly string[] = []):
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server ${node} did not start\nstdout: ${stdout}\nstderr: ${stderr}`);
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, stdout: () => stdout };
+  return { child, stdout: () => stdout, output: () => `stdout: ${stdout}\nstderr: ${stderr}` };
 }
 
 async function stop(child: ChildProcess): Promise<number | null> {
@@ -143,7 +147,7 @@ describe('init, server, --rebuild', () => {
     const db = await connect({ cluster: file, timeoutMs: 10_000 });
     await db.put('before', 'rebuild');
     await db.close();
-    expect(await stop(first.child)).toBe(0);
+    expect(await stop(first.child), first.output()).toBe(0);
     expect((await checkNodeStorage(cluster, node)).rebuilding).toBe(false);
 
     // 2. --rebuild: the old folder is moved aside, a fresh store is made and marked.
@@ -151,7 +155,7 @@ describe('init, server, --rebuild', () => {
     const moved = /the old data folder was moved to (\S+)/.exec(rebuilt.stdout())?.[1];
     expect(moved, rebuilt.stdout()).toBeDefined();
     expect(rebuilt.stdout()).toContain('rebuilding its storage from its peers');
-    expect(await stop(rebuilt.child)).toBe(0);
+    expect(await stop(rebuilt.child), rebuilt.output()).toBe(0);
     const identity = await checkNodeStorage(cluster, node);
     expect(identity).toMatchObject({ format: 1, clusterId: 'cluster-s', nodeId: 'solo', rebuilding: true });
     const old = await LevelStorage.open(moved ?? '', []);
@@ -166,6 +170,6 @@ describe('init, server, --rebuild', () => {
     // 3. A plain restart of a rebuilding node is still a rebuild: the mark is durable.
     const restarted = await serve(file, 'solo');
     expect(restarted.stdout()).toContain('rebuilding its storage from its peers');
-    expect(await stop(restarted.child)).toBe(0);
+    expect(await stop(restarted.child), restarted.output()).toBe(0);
   });
 });

@@ -49,7 +49,7 @@ export class NodeHost<M, T> {
   private readonly collector: ReadyCollector<M, T>;
   private role: ProtocolNode<M, T> | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private flushing = false;
+  private flushing: Promise<void> | undefined; // the flush under way, which close() waits for
   private flushQueued = false;
   private closed = false;
   private readonly started = performance.now();
@@ -104,6 +104,8 @@ export class NodeHost<M, T> {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    // A write under way finishes before the store closes (else LevelDB refuses its sync marker).
+    await this.flushing;
     await this.options.transport.close();
     await this.options.storage?.close();
   }
@@ -117,36 +119,33 @@ export class NodeHost<M, T> {
     this.flushQueued = true;
     setImmediate(() => {
       this.flushQueued = false;
-      this.flush().catch((err: unknown) => this.fatal(err));
+      if (this.flushing !== undefined) return; // the running flush loops until the batch is empty
+      this.flushing = this.flush()
+        .catch((err: unknown) => this.fatal(err))
+        .finally(() => (this.flushing = undefined));
     });
   }
 
   private async flush(): Promise<void> {
-    if (this.flushing) return; // the running flush loops until the batch is empty
-    this.flushing = true;
-    try {
-      while (!this.closed && !this.collector.isEmpty()) {
-        const batch = this.collector.take();
-        const storage = this.options.storage;
-        if (batch.writes.length > 0 || batch.mustSync) {
-          assert(storage !== undefined, 'a role without storage persisted');
-          this.flushingBytes = batch.writeBytes;
-          await storage.write(batch.writes, { sync: batch.mustSync });
-          this.flushingBytes = 0;
-          if (batch.mustSync) this.stats.syncedWrites += 1;
-        }
-        this.collector.settled(batch.gen);
-        if (this.closed) return;
-        this.sendAll(batch.messages);
-        for (const { timer, afterMs } of batch.timers) this.arm(timer, afterMs);
-        if (batch.scans.length > 0 || batch.releases.length > 0) {
-          assert(storage !== undefined, 'a role without storage scanned');
-          for (const request of batch.scans) this.startScan(storage, request);
-          for (const id of batch.releases) storage.releaseSnapshot(id);
-        }
+    while (!this.closed && !this.collector.isEmpty()) {
+      const batch = this.collector.take();
+      const storage = this.options.storage;
+      if (batch.writes.length > 0 || batch.mustSync) {
+        assert(storage !== undefined, 'a role without storage persisted');
+        this.flushingBytes = batch.writeBytes;
+        await storage.write(batch.writes, { sync: batch.mustSync });
+        this.flushingBytes = 0;
+        if (batch.mustSync) this.stats.syncedWrites += 1;
       }
-    } finally {
-      this.flushing = false;
+      this.collector.settled(batch.gen);
+      if (this.closed) return;
+      this.sendAll(batch.messages);
+      for (const { timer, afterMs } of batch.timers) this.arm(timer, afterMs);
+      if (batch.scans.length > 0 || batch.releases.length > 0) {
+        assert(storage !== undefined, 'a role without storage scanned');
+        for (const request of batch.scans) this.startScan(storage, request);
+        for (const id of batch.releases) storage.releaseSnapshot(id);
+      }
     }
   }
 
