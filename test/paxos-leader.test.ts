@@ -120,6 +120,50 @@ describe('Leader', () => {
     for (let i = 0; i < 20; i++) l.onTick();
     expect(sent.filter((x) => x.m.type === 'P1a')).toEqual([]);
   });
+
+  it("hands its clients' recent commands to a new leader, and proposes them itself when it wins", () => {
+    const sent: Array<{ to: NodeId; m: PaxosMessage }> = [];
+    let promised: Ballot = BOTTOM_BALLOT;
+    let mayRun = false;
+    const l = new Leader(
+      { self: a, members: [a, b, c], window: 8, maxBatch: 4, maxBatchBytes: 1024, maxPendingBytes: 1 << 20, electionTicks: 4, maxScoutAgeMs: 5_000 },
+      { send: (to, m) => sent.push({ to, m }), random: () => 0, firstUnapplied: () => slot(0), promised: () => promised, mayRun: () => mayRun, now: () => 0 },
+    );
+    const proposedTo = (to: NodeId) => sent.flatMap((x) => (x.to === to && x.m.type === 'Propose' ? x.m.commands.map((k) => k[0]) : []));
+    l.onHeartbeat(ballot(1, b));
+    l.propose([cmd(1)], a);
+    l.propose([cmd(7)], b); // a peer's command: never kept, never passed on
+    expect(proposedTo(b)).toEqual([1]);
+    // b dies with command 1 unproposed; c wins: command 1 goes to c without waiting for the client.
+    l.onHeartbeat(ballot(2, c));
+    expect(proposedTo(c)).toEqual([1]);
+    l.onHeartbeat(ballot(2, c)); // the same leader again: nothing new to hand over
+    expect(proposedTo(c)).toEqual([1]);
+    // Past FORWARDED_KEEP_ELECTIONS election timeouts a command is forgotten.
+    l.propose([cmd(2)], a);
+    for (let i = 0; i < 4 * 4 + 1; i++) {
+      l.onTick();
+      l.onHeartbeat(ballot(2, c));
+    }
+    l.propose([cmd(3)], a);
+    l.onHeartbeat(ballot(3, b));
+    expect(proposedTo(b)).toEqual([1, 3]);
+    // No leader known while it runs itself: command 4 waits, then goes into its first slots.
+    sent.length = 0;
+    mayRun = true;
+    l.propose([cmd(4)], a);
+    for (let i = 0; i < 20 && !sent.some((x) => x.m.type === 'PreVote'); i++) l.onTick();
+    const pre = sent.find((x) => x.m.type === 'PreVote')?.m;
+    if (pre?.type !== 'PreVote') throw new Error('no PreVote');
+    l.onPreVoteAck(b, pre.ballot, true);
+    const p1a = sent.find((x) => x.m.type === 'P1a')?.m;
+    if (p1a?.type !== 'P1a') throw new Error('no P1a');
+    promised = p1a.ballot;
+    for (const from of [b, c]) l.onP1b(from, p1b(p1a.ballot, 0, [], undefined));
+    expect(l.isActive()).toBe(true);
+    const proposed = sent.flatMap((x) => (x.m.type === 'P2a' && x.to === b ? x.m.pvalue.batch.map((k) => k[0]) : []));
+    expect(proposed).toEqual([3, 4]);
+  });
 });
 
 describe('Scout', () => {

@@ -238,6 +238,7 @@ describe('multi-Paxos in simulation', () => {
         'acceptor starts rebuilding',
         'rebuilt acceptor votes again',
         'pre-vote refused',
+        'follower hands recent commands to a new leader',
         'replica keeps a decision in its log only: held decisions at their bound',
       ]) {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);

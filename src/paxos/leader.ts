@@ -25,6 +25,14 @@ const RESIGN_AFTER_ELECTIONS = 5;
 /** Ticks a scout or commander waits for answers before sending its P1a or P2a again. */
 const RETRANSMIT_TICKS = 5;
 
+/**
+ * Election timeouts a follower keeps the commands it passed on (or held, with
+ * no leader known): long enough to span the old leader's death and the next
+ * election, so it hands them to the new leader at once instead of waiting
+ * for the client's retry.
+ */
+const FORWARDED_KEEP_ELECTIONS = 4;
+
 export interface LeaderConfig {
   readonly self: NodeId;
   readonly members: readonly NodeId[];
@@ -72,6 +80,9 @@ export class Leader {
   private readonly commanders = new Map<Slot, Commander>();
   private pending: Uint8Array[] = [];
   private pendingBytes = 0;
+  /** Commands of our own clients passed to a leader (or held, none known), oldest first; at most maxPendingBytes. */
+  private forwarded: { readonly command: Uint8Array; readonly atTick: number }[] = [];
+  private forwardedBytes = 0;
   private nextSlot = slot(0);
   private tick = 0;
   private electionAtTick: number;
@@ -137,15 +148,16 @@ export class Leader {
       this.proposePending();
       return;
     }
-    const leader = this.knownLeader();
     // Only a command from our own client travels on: no forwarding loops between stale followers.
-    if (leader !== undefined && leader !== this.config.self && from === this.config.self) {
-      this.ports.send(leader, { type: 'Propose', commands });
-    }
+    if (from !== this.config.self) return;
+    for (const command of commands) this.keepForwarded(command);
+    const leader = this.knownLeader();
+    if (leader !== undefined && leader !== this.config.self) this.ports.send(leader, { type: 'Propose', commands });
   }
 
   onTick(): void {
     this.tick += 1;
+    this.pruneForwarded();
     switch (this.mode.kind) {
       case 'active':
         if (this.majorityHeard()) this.confirmedAtTick = this.tick;
@@ -171,6 +183,7 @@ export class Leader {
 
   onHeartbeat(b: Ballot): void {
     if (compareBallots(b, this.leaderBallot) < 0 || b.leader === this.config.self) return;
+    if (compareBallots(b, this.leaderBallot) > 0) this.forwardAgain(b.leader);
     this.leaderBallot = b;
     this.heardLeaderAtTick = this.tick;
     this.electionAtTick = this.randomElectionTick();
@@ -342,6 +355,14 @@ export class Leader {
     // earlier term that no quorum member accepted must be proposed again, not skipped.
     this.nextSlot = slot(end);
     this.heartbeat();
+    // What our clients sent while another led (or none did) may have died with that leader: ours to propose now.
+    for (const { command } of this.forwarded) {
+      if (this.pendingBytes + command.length > this.config.maxPendingBytes) break;
+      this.pending.push(command);
+      this.pendingBytes += command.length;
+    }
+    this.forwarded = [];
+    this.forwardedBytes = 0;
     this.proposePending();
   }
 
@@ -396,7 +417,10 @@ export class Leader {
   private stepDown(by: Ballot): void {
     if (compareBallots(by, this.ballot) <= 0) return;
     if (this.mode.kind === 'active') mark('active leader preempted');
-    if (compareBallots(by, this.leaderBallot) > 0) this.leaderBallot = by;
+    if (compareBallots(by, this.leaderBallot) > 0) {
+      this.leaderBallot = by;
+      if (by.leader !== this.config.self) this.forwardAgain(by.leader);
+    }
     this.mode = { kind: 'follower' };
     this.commanders.clear();
     // Hand the new leader what we had not proposed, in messages of a slot's size each.
@@ -406,6 +430,48 @@ export class Leader {
     this.pending = [];
     this.pendingBytes = 0;
     this.electionAtTick = this.randomElectionTick();
+  }
+
+  /** Remembers a command of our own client, dropping the oldest past the byte bound. */
+  private keepForwarded(command: Uint8Array): void {
+    this.forwarded.push({ command, atTick: this.tick });
+    this.forwardedBytes += command.length;
+    while (this.forwardedBytes > this.config.maxPendingBytes) {
+      const oldest = this.forwarded.shift();
+      assert(oldest !== undefined, 'forwarded bytes count only kept commands');
+      this.forwardedBytes -= oldest.command.length;
+    }
+  }
+
+  private pruneForwarded(): void {
+    const keepFrom = this.tick - FORWARDED_KEEP_ELECTIONS * this.config.electionTicks;
+    while (this.forwarded.length > 0 && (this.forwarded[0]?.atTick ?? keepFrom) < keepFrom) {
+      const oldest = this.forwarded.shift();
+      assert(oldest !== undefined);
+      this.forwardedBytes -= oldest.command.length;
+    }
+  }
+
+  /**
+   * A new leader: hand it the recent commands of our clients. Those the old
+   * leader decided come back as duplicates, which the exactly-once table
+   * answers without applying twice; those it lost are not lost.
+   */
+  private forwardAgain(leader: NodeId): void {
+    if (this.forwarded.length === 0) return;
+    mark('follower hands recent commands to a new leader');
+    for (let i = 0; i < this.forwarded.length; ) {
+      let bytes = 0;
+      const batch: Uint8Array[] = [];
+      for (; i < this.forwarded.length && batch.length < this.config.maxBatch; i++) {
+        const c = this.forwarded[i]?.command;
+        assert(c !== undefined);
+        if (batch.length > 0 && bytes + c.length > this.config.maxBatchBytes) break;
+        batch.push(c);
+        bytes += c.length;
+      }
+      this.ports.send(leader, { type: 'Propose', commands: batch });
+    }
   }
 
   /** The next slot's commands: up to `maxBatch` of them and `maxBatchBytes`, at least one. */
