@@ -322,14 +322,22 @@ describe('ClientSession', () => {
   const NONCE = 2 ** 52 + 2 ** 31;
 
   function session(window = 2) {
-    const env = new ReadyCollector<RpcMessage, RpcTimer>(nodeId('c'), () => millis(0), () => 0.5);
+    const clock = { now: 0 };
+    const env = new ReadyCollector<RpcMessage, RpcTimer>(nodeId('c'), () => millis(clock.now), () => 0.5);
     const outcomes: Array<[number, Outcome]> = [];
     const s = new ClientSession(
       env,
       { servers: [nodeId('a'), nodeId('b')], retryMs: millis(10), window, timerOwner: 0 },
       (t, o) => outcomes.push([t, o]),
     );
-    return { env, s, outcomes };
+    /** Advances the clock by `ms`, firing the retry timer every 10 ms as the runtime would. */
+    const wait = (ms: number) => {
+      for (let t = 0; t < ms; t += 10) {
+        clock.now += 10;
+        s.onTimer({ type: 'SessionRetry', owner: 0 });
+      }
+    };
+    return { env, s, outcomes, clock, wait };
   }
 
   function sentRequests(env: ReadyCollector<RpcMessage, RpcTimer>): Array<{ to: string; seq: Seq }> {
@@ -355,15 +363,43 @@ describe('ClientSession', () => {
     expect(sentRequests(env).map((r) => r.seq)).toEqual([2]);
   });
 
-  it('retransmits on its timer and moves to the next server when one stays silent', () => {
-    const { env, s } = session(1);
+  it('moves to the next server when one stays silent for a timeout, and sends again there at once', () => {
+    const { env, s, wait } = session(1);
+    s.submit(new Uint8Array([1]));
+    s.onResult({ kind: 'registered', nonce: NONCE, session: sessionId(1) });
+    expect(sentRequests(env)).toEqual([{ to: 'a', seq: 0 }]);
+    wait(10);
+    expect(sentRequests(env)).toEqual([{ to: 'b', seq: 0 }]);
+    // Still silent: the next server is tried after twice as long.
+    wait(10);
+    expect(sentRequests(env)).toEqual([]);
+    wait(10);
+    expect(sentRequests(env)).toEqual([{ to: 'a', seq: 0 }]);
+  });
+
+  it('paces retransmissions by the measured round trip, doubling per try (a slow command is not sent again and again)', () => {
+    const { env, s, clock, wait } = session(1);
     s.submit(new Uint8Array([1]));
     s.onResult({ kind: 'registered', nonce: NONCE, session: sessionId(1) });
     env.take();
-    s.onTimer({ type: 'SessionRetry', owner: 0 });
-    expect(sentRequests(env)).toEqual([{ to: 'a', seq: 0 }]);
-    s.onTimer({ type: 'SessionRetry', owner: 0 });
-    expect(sentRequests(env)).toEqual([{ to: 'b', seq: 0 }]);
+    // Answers after 400 ms (40 x retryMs): the round trip is learnt from a command sent once.
+    for (let i = 0; i < 3; i++) {
+      clock.now += 400;
+      s.onResult({ kind: 'result', session: sessionId(1), seq: seq(i), result: new Uint8Array() });
+      s.submit(new Uint8Array([2]));
+      env.take();
+    }
+    // The next command goes unanswered: over 2 s it is sent again only a few times, not 200.
+    const sends: number[] = [];
+    for (let t = 0; t < 2000; t += 10) {
+      wait(10);
+      for (const r of sentRequests(env)) if (r.seq === 3) sends.push(t + 10);
+    }
+    expect(sends.length).toBeGreaterThan(0);
+    expect(sends.length).toBeLessThanOrEqual(3);
+    expect(sends[0]).toBeGreaterThanOrEqual(400);
+    // Each wait is at least twice the one before.
+    for (let i = 2; i < sends.length; i++) expect((sends[i] ?? 0) - (sends[i - 1] ?? 0)).toBeGreaterThanOrEqual(2 * ((sends[i - 1] ?? 0) - (sends[i - 2] ?? 0)) - 10);
   });
 
   it('fails in-flight commands as expired and opens a new session for the rest', () => {

@@ -7,6 +7,12 @@
 //
 // Deterministic: acts only through the Env; retries run on a timer, rotating
 // through the servers when one stays silent.
+//
+// Retransmission is paced like TCP's (RFC 6298, simplified): a command is sent
+// again after the smoothed round trip plus four deviations (at least
+// `retryMs`), doubling on each try. A fixed period made every slow command (1 MiB values under load)
+// go out again and again, and each copy took a slot of its own: the log
+// filled with duplicates and throughput collapsed.
 import { assert, assertNever } from '../core/assert.js';
 import type { Env } from '../core/env.js';
 import { type Millis, type NodeId, type Seq, type SessionId, seq } from '../core/ids.js';
@@ -29,7 +35,11 @@ interface Pending {
 }
 
 interface InFlight extends Pending {
-  sentAtTick: number;
+  /** When it was first sent, and how often: a round trip is measured only on a command sent once (Karn). */
+  readonly firstSentAt: number;
+  sends: number;
+  /** When it goes out again unless answered. */
+  resendAt: number;
 }
 
 interface ReadInFlight extends InFlight {
@@ -38,8 +48,11 @@ interface ReadInFlight extends InFlight {
 
 type State =
   | { readonly kind: 'idle' }
-  | { readonly kind: 'registering'; readonly nonce: number; sentAtTick: number }
+  | { readonly kind: 'registering'; readonly nonce: number; sends: number; resendAt: number }
   | { readonly kind: 'open'; readonly session: SessionId };
+
+/** The longest a command waits before it is sent again, however slow the answers. */
+const MAX_TIMEOUT_MS = 8_000;
 
 export class ClientSession {
   private state: State = { kind: 'idle' };
@@ -50,8 +63,13 @@ export class ClientSession {
   private nextSeq = seq(0);
   private nextTicket = 0;
   private target = 0;
-  private tick = 0;
-  private silentTicks = 0;
+  /** Smoothed round trip and its mean deviation, ms; undefined until the first answer. */
+  private srtt: number | undefined;
+  private rttVar = 0;
+  /** Last answer, or when commands went in flight after a quiet spell: the server is silent since. */
+  private heardAt = 0;
+  /** Servers tried since the last answer: each waits twice as long as the one before. */
+  private silentRotations = 0;
   private timerArmed = false;
 
   constructor(
@@ -90,13 +108,14 @@ export class ClientSession {
         if (this.state.kind !== 'registering' || this.state.nonce !== result.nonce) return;
         this.state = { kind: 'open', session: result.session };
         this.nextSeq = seq(0);
-        this.silentTicks = 0;
+        this.heardAt = this.env.now();
+        this.silentRotations = 0;
         this.pump();
         return;
       case 'result': {
         const f = this.currentRequest(result.session, result.seq);
         if (f === undefined) return; // a duplicate answer: its command completed already
-        this.silentTicks = 0;
+        this.answered(f);
         this.inFlight.delete(result.seq);
         this.onOutcome(f.ticket, { ok: true, result: result.result });
         this.pump();
@@ -109,7 +128,7 @@ export class ClientSession {
       case 'read': {
         const r = this.reads.get(result.id);
         if (r === undefined) return; // a duplicate answer
-        this.silentTicks = 0;
+        this.answered(r);
         this.reads.delete(result.id);
         this.onOutcome(r.ticket, { ok: true, result: result.result });
         this.pump();
@@ -123,14 +142,47 @@ export class ClientSession {
   onTimer(timer: RpcTimer): void {
     if (timer.owner !== this.options.timerOwner) return;
     this.timerArmed = false;
-    this.tick += 1;
-    this.silentTicks += 1;
-    if (this.silentTicks >= 2) {
+    const now = this.env.now();
+    // Silent for a retransmission timeout (backed off): try the next server (any member passes commands to its leader).
+    const rotate = now - this.heardAt >= this.backedOff(this.silentRotations + 1);
+    if (rotate) {
       this.target = (this.target + 1) % this.options.servers.length;
-      this.silentTicks = 0;
+      this.heardAt = now;
+      this.silentRotations += 1;
     }
-    this.retransmit();
+    this.retransmit(now, rotate);
     this.armTimer();
+  }
+
+  /** The retransmission timeout before backoff: the round trip as measured plus four deviations, at least retryMs. */
+  private timeout(): number {
+    if (this.srtt === undefined) return this.options.retryMs;
+    return Math.max(this.options.retryMs, Math.min(MAX_TIMEOUT_MS, Math.ceil(this.srtt + 4 * this.rttVar)));
+  }
+
+  private answered(f: InFlight): void {
+    const now = this.env.now();
+    this.heardAt = now;
+    this.silentRotations = 0;
+    if (f.sends !== 1) return; // which send this answers is unknown
+    const sample = now - f.firstSentAt;
+    if (this.srtt === undefined) {
+      this.srtt = sample;
+      this.rttVar = sample / 2;
+    } else {
+      this.rttVar = 0.75 * this.rttVar + 0.25 * Math.abs(this.srtt - sample);
+      this.srtt = 0.875 * this.srtt + 0.125 * sample;
+    }
+  }
+
+  /** The wait after the `tries`-th try: the timeout, doubled per earlier try. */
+  private backedOff(tries: number): number {
+    return Math.min(MAX_TIMEOUT_MS, this.timeout() * 2 ** Math.min(tries - 1, 6));
+  }
+
+  /** When a command sent now for the `sends`-th time goes out again. */
+  private resendAt(now: number, sends: number): number {
+    return now + this.backedOff(sends);
   }
 
   private currentRequest(session: SessionId, s: Seq): InFlight | undefined {
@@ -148,15 +200,17 @@ export class ClientSession {
   }
 
   private pump(): void {
+    const now = this.env.now();
+    if (this.inFlightCount() === 0 && this.state.kind !== 'registering') this.heardAt = now; // silence counts from here
     while (this.readQueue.length > 0 && this.inFlightCount() < this.options.window) {
       const p = this.readQueue.shift();
       assert(p !== undefined);
-      const r: ReadInFlight = { ...p, id: this.randomNonce(), sentAtTick: this.tick };
+      const r: ReadInFlight = { ...p, id: this.randomNonce(), firstSentAt: now, sends: 1, resendAt: this.resendAt(now, 1) };
       this.reads.set(r.id, r);
       this.sendRead(r);
     }
     if (this.state.kind === 'idle' && this.queue.length > 0) {
-      this.state = { kind: 'registering', nonce: this.randomNonce(), sentAtTick: this.tick };
+      this.state = { kind: 'registering', nonce: this.randomNonce(), sends: 1, resendAt: this.resendAt(now, 1) };
       this.sendRegister(this.state.nonce);
     }
     if (this.state.kind === 'open') {
@@ -165,7 +219,7 @@ export class ClientSession {
         assert(p !== undefined);
         const s = this.nextSeq;
         this.nextSeq = seq(s + 1);
-        this.inFlight.set(s, { ...p, sentAtTick: this.tick });
+        this.inFlight.set(s, { ...p, firstSentAt: now, sends: 1, resendAt: this.resendAt(now, 1) });
         this.sendRequest(this.state.session, s, p.command);
       }
     }
@@ -176,23 +230,19 @@ export class ClientSession {
     return this.inFlight.size + this.reads.size;
   }
 
-  private retransmit(): void {
-    for (const r of this.reads.values()) {
-      if (r.sentAtTick >= this.tick) continue;
-      r.sentAtTick = this.tick;
-      this.sendRead(r);
-    }
+  /** Sends again what is due, or everything in flight when `all` (a new server was just chosen). */
+  private retransmit(now: number, all: boolean): void {
+    const due = (f: { sends: number; resendAt: number }): boolean => {
+      if (!all && f.resendAt > now) return false;
+      f.sends += 1;
+      f.resendAt = this.resendAt(now, f.sends);
+      return true;
+    };
+    for (const r of this.reads.values()) if (due(r)) this.sendRead(r);
     const st = this.state;
-    if (st.kind === 'registering' && st.sentAtTick < this.tick) {
-      st.sentAtTick = this.tick;
-      this.sendRegister(st.nonce);
-    }
+    if (st.kind === 'registering' && due(st)) this.sendRegister(st.nonce);
     if (st.kind !== 'open') return;
-    for (const [s, f] of this.inFlight) {
-      if (f.sentAtTick >= this.tick) continue;
-      f.sentAtTick = this.tick;
-      this.sendRequest(st.session, s, f.command);
-    }
+    for (const [s, f] of this.inFlight) if (due(f)) this.sendRequest(st.session, s, f.command);
   }
 
   /**
