@@ -21,7 +21,7 @@ const MAY_IMPORT = {
   cli: ['client', 'server', 'kv', 'txn', 'shardmaster', 'paxos', 'rpc', 'runtime', 'core'],
 };
 // Generated protobuf code (src/gen): only the layers with a wire codec or a gRPC edge.
-const MAY_IMPORT_GEN = ['rpc', 'paxos', 'kv', 'client', 'server'];
+const MAY_IMPORT_GEN = ['rpc', 'paxos', 'shardmaster', 'kv', 'client', 'server'];
 const FOLDERS = [...Object.keys(MAY_IMPORT), 'gen'];
 
 /**
