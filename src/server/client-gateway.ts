@@ -22,7 +22,7 @@ import { type NodeId, nodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { KvServiceService } from '../gen/shardpax/v1/client.js';
 import * as wire from '../gen/shardpax/v1/session.js';
-import type { GroupMessage } from '../kv/group-server.js';
+import type { GroupMessage } from '../paxos/group-server.js';
 import { amoCommandFromWire, amoResultToWire } from '../rpc/codec.js';
 import type { AmoResult } from '../rpc/messages.js';
 import { clusterRefusal } from './cluster-guard.js';

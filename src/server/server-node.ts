@@ -8,15 +8,9 @@ import * as grpc from '@grpc/grpc-js';
 import type { DropCounter } from '../core/drop-counter.js';
 import type { NodeId } from '../core/ids.js';
 import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
-import {
-  DEFAULT_GROUP_TUNING,
-  GROUP_PRELOAD,
-  GROUP_SPACES,
-  type GroupMessage,
-  type GroupTimer,
-  KvGroupServer,
-} from '../kv/group-server.js';
-import { groupWireCodec } from '../kv/wire.js';
+import { KvGroupServer } from '../kv/group-server.js';
+import { DEFAULT_GROUP_TUNING, GROUP_PRELOAD, GROUP_SPACES, type GroupMessage, type GroupTimer } from '../paxos/group-server.js';
+import { groupWireCodec } from '../paxos/group-wire.js';
 import { MAX_BATCH_COMMANDS } from '../paxos/limits.js';
 import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';

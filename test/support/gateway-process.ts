@@ -8,8 +8,8 @@
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { nodeId } from '../../src/core/ids.js';
-import { groupWireCodec } from '../../src/kv/wire.js';
-import type { GroupMessage } from '../../src/kv/group-server.js';
+import type { GroupMessage } from '../../src/paxos/group-server.js';
+import { groupWireCodec } from '../../src/paxos/group-wire.js';
 import { ClientGateway } from '../../src/server/client-gateway.js';
 import { GrpcTransport } from '../../src/server/grpc-transport.js';
 

@@ -7,7 +7,7 @@ import { type NodeId, millis } from '../../src/core/ids.js';
 import { Prng } from '../../src/core/prng.js';
 import { decodeKvResult, encodeKvCommand } from '../../src/kv/codec.js';
 import type { KvCommand } from '../../src/kv/messages.js';
-import type { GroupMessage, GroupTimer } from '../../src/kv/group-server.js';
+import type { GroupMessage, GroupTimer } from '../../src/paxos/group-server.js';
 import { ClientSession, type Outcome } from '../../src/rpc/client-session.js';
 import type { HistoryEntry, KvOp } from '../checkers/linearizability.js';
 

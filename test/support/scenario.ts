@@ -6,14 +6,9 @@ import { assert } from '../../src/core/assert.js';
 import type { Env, ProtocolNode } from '../../src/core/env.js';
 import { millis, type NodeId, nodeId } from '../../src/core/ids.js';
 import { decodeKvResult, encodeKvCommand } from '../../src/kv/codec.js';
-import {
-  DEFAULT_GROUP_TUNING,
-  GROUP_PRELOAD,
-  type GroupMessage,
-  type GroupTimer,
-  KvGroupServer,
-} from '../../src/kv/group-server.js';
-import { groupWireCodec } from '../../src/kv/wire.js';
+import { KvGroupServer } from '../../src/kv/group-server.js';
+import { DEFAULT_GROUP_TUNING, GROUP_PRELOAD, type GroupMessage, type GroupTimer } from '../../src/paxos/group-server.js';
+import { groupWireCodec } from '../../src/paxos/group-wire.js';
 import type { PaxosServerConfig } from '../../src/paxos/paxos-server.js';
 import { DEFAULT_PAXOS_TUNING } from '../../src/paxos/paxos-server.js';
 import { ClientSession } from '../../src/rpc/client-session.js';

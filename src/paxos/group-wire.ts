@@ -1,7 +1,7 @@
-// The peer stream's codec for a KV group server's messages: Paxos messages
-// and the exactly-once layer's client messages share one PeerMessage union.
+// The peer stream's codec for a group server's messages: Paxos messages and
+// the exactly-once layer's client messages share one PeerMessage union.
 import type { PeerMessage } from '../gen/shardpax/v1/peer.js';
-import { paxosFromWire, paxosToWire } from '../paxos/codec.js';
+import { paxosFromWire, paxosToWire } from './codec.js';
 import { rpcFromWire, rpcToWire } from '../rpc/codec.js';
 import type { GroupMessage } from './group-server.js';
 

@@ -1,0 +1,202 @@
+// One server of a replica group (DESIGN.md 2.2): Paxos hosting an
+// application as a sub-node (dslabs' style), generic over that application:
+// the KV groups (src/kv) and the shard master's group (src/shardmaster) are
+// both this server around their own Application. It admits client commands
+// (answering duplicates from the exactly-once table without a round of
+// Paxos), proposes them as opaque bytes, applies each decided slot to the
+// exactly-once wrapper around the application, and answers the clients
+// waiting on this server. State lives on disk: the application's state and
+// cached results in STATE_SPACE, the small session table in SESSIONS_SPACE.
+//
+// Invariants: `waiting` holds at most `maxWaiting` clients; a decided command
+// that does not decode is skipped identically on every replica.
+import type { Application, StateStore } from '../core/application.js';
+import { assert, assertNever } from '../core/assert.js';
+import type { Env, ProtocolNode } from '../core/env.js';
+import type { NodeId, Slot } from '../core/ids.js';
+import { mark } from '../core/marks.js';
+import { del, put, type ScanRequest, type ScanResult, type StoredState, space } from '../core/storage.js';
+import { AmoApplication, type AmoOptions, type AmoStores, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
+import { amoCommandCodec } from '../rpc/codec.js';
+import type { AmoCommand, AmoResult, RpcMessage, RpcTimer } from '../rpc/messages.js';
+import type { Batch, PaxosMessage, PaxosTimer } from './messages.js';
+import { PAXOS_PRELOAD, PAXOS_SPACES, type PaxosObserver, PaxosServer, type PaxosServerConfig } from './paxos-server.js';
+
+export type GroupMessage = PaxosMessage | RpcMessage;
+export type GroupTimer = PaxosTimer | RpcTimer;
+
+export const STATE_SPACE = 'state';
+/** A command a client retransmits is proposed again only this long after the last time. */
+const REPROPOSE_AFTER_MS = 2_000;
+export const SESSIONS_SPACE = 'sessions';
+/** Every space a group server keeps, and those it reads whole at start. */
+export const GROUP_SPACES = [...PAXOS_SPACES, STATE_SPACE, SESSIONS_SPACE] as const;
+export const GROUP_PRELOAD = [...PAXOS_PRELOAD, SESSIONS_SPACE] as const;
+const RESULTS_PREFIX = 'r/';
+const DATA_PREFIX = 'k/';
+
+export interface GroupServerConfig extends PaxosServerConfig {
+  /** Clients waiting for an answer, at most (the oldest are forgotten: they retry). */
+  readonly maxWaiting: number;
+  readonly amo: AmoOptions;
+}
+
+/** What tests watch a group server do. */
+export interface GroupObserver extends PaxosObserver {
+  /** This server answered a client with the state after applying slot `s`. */
+  answered?(server: NodeId, s: Slot): void;
+}
+
+export const DEFAULT_GROUP_TUNING = { maxWaiting: 100_000, amo: DEFAULT_AMO_OPTIONS } as const;
+
+export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
+  readonly paxos: PaxosServer;
+  readonly amo: AmoApplication;
+  private readonly stores: AmoStores;
+  /** Command key -> the client to answer when it applies, and when this server last proposed it. */
+  private readonly waiting = new Map<string, { readonly client: NodeId; readonly proposedAt: number }>();
+  private readonly members: ReadonlySet<NodeId>;
+
+  constructor(
+    private readonly env: Env<GroupMessage, GroupTimer>,
+    private readonly config: GroupServerConfig,
+    application: Application,
+    stored: StoredState,
+    private readonly observer: GroupObserver = {},
+  ) {
+    this.stores = {
+      sessions: this.store(SESSIONS_SPACE, ''),
+      results: this.store(STATE_SPACE, RESULTS_PREFIX),
+      app: this.store(STATE_SPACE, DATA_PREFIX),
+    };
+    this.members = new Set(config.members);
+    this.amo = new AmoApplication(application, config.amo);
+    this.amo.load(space(stored, SESSIONS_SPACE));
+    this.paxos = new PaxosServer(
+      env,
+      config,
+      {
+        apply: (s, batch) => this.applySlot(s, batch),
+        stateSpaces: [
+          { name: SESSIONS_SPACE, small: true },
+          { name: STATE_SPACE, small: false },
+        ],
+        restored: (small) => this.amo.load(small.get(SESSIONS_SPACE) ?? []),
+      },
+      stored,
+      observer,
+    );
+  }
+
+  /** The door for client messages; Paxos messages pass on to the Paxos server's door. */
+  onMessage(from: NodeId, m: GroupMessage): void {
+    switch (m.type) {
+      case 'ClientCommand':
+        // Clients reach a server through its gateway; a member relays commands in a Propose, never as a client.
+        if (this.members.has(from)) {
+          this.paxos.invalid.count('client-command-from-peer', `ClientCommand from member ${from}`);
+          return;
+        }
+        if (this.admit(from, m.command)) this.paxos.propose([amoCommandCodec.encode(m.command)]);
+        return;
+      case 'ClientResult':
+        this.paxos.invalid.count('client-result-at-server', `ClientResult from ${from}: servers are not clients`);
+        return;
+      default:
+        this.paxos.onMessage(from, m);
+    }
+  }
+
+  onTimer(timer: GroupTimer): void {
+    if (timer.type === 'SessionRetry') return; // servers hold no client sessions
+    this.paxos.onTimer(timer);
+  }
+
+  onScanned(request: ScanRequest, result: ScanResult | undefined): void {
+    this.paxos.onScanned(request, result);
+  }
+
+  /** The value this replica's application stores under `key`, for tests and inspection: no round of Paxos, may be stale. */
+  peek(key: string): Uint8Array | undefined {
+    return this.stores.app.get(key);
+  }
+
+  checkInvariants(): void {
+    this.paxos.checkInvariants();
+    this.amo.checkInvariants();
+    assert(this.waiting.size <= this.config.maxWaiting, 'too many waiting clients');
+  }
+
+  /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
+  private admit(client: NodeId, command: AmoCommand): boolean {
+    if (command.kind === 'request') {
+      const cached = this.amo.cachedResult(command.session, command.seq, this.stores.results);
+      if (cached !== undefined) {
+        mark('group server answers a duplicate from the table');
+        this.reply(client, { kind: 'result', session: command.session, seq: command.seq, result: cached });
+        return false;
+      }
+    }
+    const key = commandKey(command);
+    const now = this.env.now();
+    const earlier = this.waiting.get(key);
+    this.waiting.delete(key);
+    // A client's retransmission of a command proposed a moment ago: answer that one, do not propose it again
+    // (a large command proposed on every retry would crowd the log). Clock only paces, never decides safety.
+    const fresh = earlier !== undefined && now - earlier.proposedAt < REPROPOSE_AFTER_MS;
+    this.waiting.set(key, { client, proposedAt: fresh ? earlier.proposedAt : now });
+    if (this.waiting.size > this.config.maxWaiting) {
+      const oldest = this.waiting.keys().next();
+      if (!oldest.done) this.waiting.delete(oldest.value);
+    }
+    if (fresh) mark('group server does not propose a retransmission again');
+    return !fresh;
+  }
+
+  private applySlot(s: Slot, batch: Batch): void {
+    for (const bytes of batch) {
+      let command: AmoCommand;
+      try {
+        command = amoCommandCodec.decode(bytes);
+      } catch {
+        mark('group server skips a command that does not decode');
+        continue;
+      }
+      const result = this.amo.apply(command, this.stores);
+      const key = commandKey(command);
+      const client = this.waiting.get(key)?.client;
+      if (client === undefined) continue;
+      this.waiting.delete(key);
+      this.observer.answered?.(this.config.self, s);
+      this.reply(client, result);
+    }
+    this.amo.flush(this.stores);
+  }
+
+  private reply(to: NodeId, result: AmoResult): void {
+    // An answer vouches for the state it came from: on disk first, so no restart serves an older one.
+    this.env.syncBeforeSending();
+    this.env.send(to, { type: 'ClientResult', result });
+  }
+
+  private store(name: string, prefix: string): StateStore {
+    return {
+      get: (key) => this.env.read(name, prefix + key),
+      put: (key, value) => this.env.persistUnsynced(put(name, prefix + key, value)),
+      del: (key) => this.env.persistUnsynced(del(name, prefix + key)),
+    };
+  }
+}
+
+function commandKey(c: AmoCommand): string {
+  switch (c.kind) {
+    case 'register':
+      return `r${c.nonce}`;
+    case 'request':
+      return `${c.session}:${c.seq}`;
+    case 'read':
+      return `q${c.id}`;
+    default:
+      return assertNever(c, 'AmoCommand');
+  }
+}
