@@ -31,7 +31,7 @@ import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os'
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import type { NodeStatus } from '../src/client/admin.js';
+import type { ReplicaStatus } from '../src/client/admin.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
 import { loadClusterConfig } from '../src/runtime/cluster-config.js';
@@ -391,7 +391,7 @@ class LeaderWatch {
       });
   }
 
-  observe(statuses: ReadonlyMap<string, NodeStatus>): void {
+  observe(statuses: ReadonlyMap<string, ReplicaStatus>): void {
     const tS = Number(this.elapsedS().toFixed(1));
     this.polls += 1;
     this.unanswered += this.cluster.nodes.length - statuses.size;
@@ -1129,8 +1129,8 @@ async function phaseWipe(b: Bench, ctx: PhaseContext): Promise<string[]> {
   let reachedKillPoint: number | undefined;
   let firstAnswer: number | undefined;
   let t0 = now();
-  let leaderAtKill: NodeStatus | undefined;
-  let last: { follower?: NodeStatus; leader?: NodeStatus } = {};
+  let leaderAtKill: ReplicaStatus | undefined;
+  let last: { follower?: ReplicaStatus; leader?: ReplicaStatus } = {};
   const sampler = new Sampler(b, ctx, 'wipe', 250, 1_000, () => ({
     followerApplied: last.follower?.appliedBelow ?? NaN,
     leaderApplied: last.leader?.appliedBelow ?? NaN,
@@ -1595,7 +1595,7 @@ async function main(): Promise<number> {
   console.log(header);
 
   const { cluster } = await LocalCluster.create({ replicas: o.replicas });
-  const dataDirs = new Map(loadClusterConfig(cluster.file).groups.flatMap((g) => g.nodes.map((n) => [n.id as string, n.dataDir])));
+  const dataDirs = new Map(loadClusterConfig(cluster.file).nodes.map((n) => [n.id as string, n.dataDir]));
   const interrupt = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

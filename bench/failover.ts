@@ -33,7 +33,8 @@ import * as grpc from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
-import { AdminServiceClient, type NodeStatus } from '../src/gen/shardpax/v1/client.js';
+import { type ReplicaStatus, replicaStatus } from '../src/client/admin.js';
+import { AdminServiceClient } from '../src/gen/shardpax/v1/client.js';
 import { CLUSTER_ID_METADATA } from '../src/runtime/cluster-id-metadata.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -205,7 +206,7 @@ interface Sample {
   readonly nodes: Record<string, NodeSample | null>;
 }
 
-function toSample(s: NodeStatus): NodeSample {
+function toSample(s: ReplicaStatus): NodeSample {
   return {
     leader: s.leader,
     knownLeader: s.knownLeader,
@@ -235,13 +236,14 @@ class StatusClients {
     this.clients.set(id, new AdminServiceClient(address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   }
 
-  status(id: string): Promise<NodeStatus | undefined> {
+  /** Node `id`'s status as the replica of the cluster's KV group. */
+  status(id: string): Promise<ReplicaStatus | undefined> {
     const c = this.clients.get(id);
     if (c === undefined) return Promise.resolve(undefined);
     const metadata = new grpc.Metadata();
     metadata.set(CLUSTER_ID_METADATA, this.cluster.clusterId); // a node of another cluster refuses
     return new Promise((done) => {
-      c.status({}, metadata, { deadline: Date.now() + STATUS_TIMEOUT_MS }, (err, s) => done(err === null ? s : undefined));
+      c.status({}, metadata, { deadline: Date.now() + STATUS_TIMEOUT_MS }, (err, s) => done(err === null ? replicaStatus(s, this.cluster.kvGroup) : undefined));
     });
   }
 

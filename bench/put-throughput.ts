@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { type EventLoopUtilization, performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { NodeStatus } from '../src/client/admin.js';
+import type { ReplicaStatus } from '../src/client/admin.js';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
 
@@ -123,7 +123,7 @@ interface Snapshot {
   readonly elu: EventLoopUtilization;
   readonly client: NodeJS.CpuUsage;
   readonly machineMs: number;
-  readonly status: Map<string, NodeStatus>;
+  readonly status: Map<string, ReplicaStatus>;
 }
 
 async function snapshot(cluster: LocalCluster): Promise<Snapshot> {
@@ -231,7 +231,7 @@ async function runLevel(cluster: LocalCluster, concurrency: number, o: Options):
     const clientCpuUs = after.client.user + after.client.system - before.client.user - before.client.system;
     const leaderOf = (s: Snapshot) => [...s.status.values()].find((x) => x.leader)?.node ?? '';
     const leader = leaderOf(after) || leaderOf(before);
-    const delta = (id: string, f: (s: NodeStatus) => number) => {
+    const delta = (id: string, f: (s: ReplicaStatus) => number) => {
       const a = after.status.get(id);
       const b = before.status.get(id);
       return a !== undefined && b !== undefined ? f(a) - f(b) : NaN;

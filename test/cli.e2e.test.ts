@@ -132,14 +132,26 @@ async function inTurn<T>(tasks: ReadonlyArray<() => Promise<T>>, width: number):
 /** The run, for a failed expectation's message. */
 const show = (r: Run): string => JSON.stringify({ code: r.code, stdout: r.stdout.slice(0, 500), stderr: r.stderr });
 
-interface StatusRow {
-  node: string;
+interface GroupRow {
   group: number;
-  address: string;
-  pid: number;
   leader: boolean;
   decidedBelow: number;
   appliedBelow: number;
+}
+
+interface StatusRow {
+  node: string;
+  address: string;
+  pid: number;
+  groups: GroupRow[];
+}
+
+function isGroupRow(v: unknown): v is GroupRow {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return (
+    typeof r.group === 'number' && typeof r.leader === 'boolean' && typeof r.decidedBelow === 'number' && typeof r.appliedBelow === 'number'
+  );
 }
 
 function isStatusRow(v: unknown): v is StatusRow {
@@ -147,13 +159,18 @@ function isStatusRow(v: unknown): v is StatusRow {
   const r = v as Record<string, unknown>;
   return (
     typeof r.node === 'string' &&
-    typeof r.group === 'number' &&
     typeof r.address === 'string' &&
     typeof r.pid === 'number' &&
-    typeof r.leader === 'boolean' &&
-    typeof r.decidedBelow === 'number' &&
-    typeof r.appliedBelow === 'number'
+    Array.isArray(r.groups) &&
+    r.groups.every(isGroupRow)
   );
+}
+
+/** A node's row as the replica of `group`; fails the test if it hosts none. */
+function replicaRow(r: StatusRow, group: number): StatusRow & GroupRow {
+  const g = r.groups.find((x) => x.group === group);
+  if (g === undefined) throw new Error(`${r.node} hosts no replica of group ${group}: ${JSON.stringify(r)}`);
+  return { ...r, ...g };
 }
 
 function sleep(ms: number): Promise<void> {
@@ -228,15 +245,14 @@ describe('shardpax CLI against `shardpax dev`', () => {
     expect(Array.isArray(rows)).toBe(true);
     if (!Array.isArray(rows)) return;
     expect(rows).toHaveLength(REPLICAS);
-    const nodes: StatusRow[] = [];
+    const nodes: Array<StatusRow & GroupRow> = [];
     for (const r of rows) {
       expect(isStatusRow(r), JSON.stringify(r)).toBe(true);
-      if (isStatusRow(r)) nodes.push(r);
+      if (isStatusRow(r)) nodes.push(replicaRow(r, 1));
     }
     for (const n of nodes) serverPids.add(n.pid);
     expect(nodes.map((n) => n.node).sort()).toEqual(['n1', 'n2', 'n3']);
     expect(nodes.map((n) => n.address).sort()).toEqual([0, 1, 2].map((i) => `127.0.0.1:${port + i}`));
-    expect(nodes.every((n) => n.group === 1)).toBe(true);
     expect(nodes.filter((n) => n.leader)).toHaveLength(1);
     const leader = nodes.find((n) => n.leader);
     expect(leader?.decidedBelow).toBeGreaterThanOrEqual(1); // at least the put

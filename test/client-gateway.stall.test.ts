@@ -119,7 +119,7 @@ function submit(c: KvServiceClient, deadlineMs: number): Promise<AmoResult> {
   const metadata = new grpc.Metadata();
   metadata.set(CLUSTER_ID_METADATA, CLUSTER_ID);
   return new Promise((resolve, reject) => {
-    c.submit(command(), metadata, { deadline: Date.now() + deadlineMs }, (err, res) =>
+    c.submit({ group: 1, command: command() }, metadata, { deadline: Date.now() + deadlineMs }, (err, res) =>
       err === null ? resolve(res) : reject(err),
     );
   });

@@ -5,11 +5,12 @@
 // names another cluster, or none, is refused before it reaches the node.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { nodeId } from '../src/core/ids.js';
+import { groupId, nodeId } from '../src/core/ids.js';
 import { KvServiceClient } from '../src/gen/shardpax/v1/client.js';
 import type { AmoResult } from '../src/gen/shardpax/v1/session.js';
+import type { NodeMessage } from '../src/paxos/group-env.js';
 import type { GroupMessage } from '../src/paxos/group-server.js';
-import { groupWireCodec } from '../src/paxos/group-wire.js';
+import { nodeWireCodec } from '../src/paxos/group-wire.js';
 import { CLUSTER_ID_METADATA, NODE_CLUSTER_ID_METADATA } from '../src/runtime/cluster-id-metadata.js';
 import { ClientGateway } from '../src/server/client-gateway.js';
 import { GrpcTransport } from '../src/server/grpc-transport.js';
@@ -24,36 +25,37 @@ const CLUSTER = 'cluster-a';
 async function gateway(answerBytes: number): Promise<{ g: ClientGateway; port: number; received: () => number }> {
   let port = 0;
   let received = 0;
-  const g = await ClientGateway.start(CLUSTER, async (kv) => {
-    const t = await GrpcTransport.start<GroupMessage>({
+  const g = await ClientGateway.start(CLUSTER, { id: nodeId('server'), groups: [groupId(0), groupId(1)] }, async (kv) => {
+    const t = await GrpcTransport.start<NodeMessage<GroupMessage>>({
       self: nodeId('server'),
       clusterId: 'test',
       admits: () => false, // clients only: no peer streams
       listen: '127.0.0.1:0',
       peers: new Map(),
-      codec: groupWireCodec,
+      codec: nodeWireCodec,
       services: [kv],
     });
     port = t.port;
     return t;
   });
   open.push(g);
-  g.onReceive((from, m) => {
+  g.onReceive((from, { group, message: m }) => {
     if (m.type !== 'ClientCommand' || m.command.kind !== 'request') return;
     received++;
     const { session, seq } = m.command;
-    g.send(from, [{ type: 'ClientResult', result: { kind: 'result', session, seq, result: new Uint8Array(answerBytes).fill(seq % 256) } }]);
+    const result = new Uint8Array(answerBytes).fill(seq % 256);
+    g.send(from, [{ group, message: { type: 'ClientResult', result: { kind: 'result', session, seq, result } } }]);
   });
   return { g, port, received: () => received };
 }
 
-/** A Submit naming `cluster` (null: naming none). */
-function submit(c: KvServiceClient, seq: number, cluster: string | null = CLUSTER): Promise<AmoResult> {
+/** A Submit for `group` naming `cluster` (null: naming none). */
+function submit(c: KvServiceClient, seq: number, cluster: string | null = CLUSTER, group = 1): Promise<AmoResult> {
   const metadata = new grpc.Metadata();
   if (cluster !== null) metadata.set(CLUSTER_ID_METADATA, cluster);
   return new Promise((resolve, reject) =>
     c.submit(
-      { kind: { $case: 'request', value: { session: 7, seq, ackedBelow: 0, command: new Uint8Array(1) } } },
+      { group, command: { kind: { $case: 'request', value: { session: 7, seq, ackedBelow: 0, command: new Uint8Array(1) } } } },
       metadata,
       (err, res) => (err === null ? resolve(res) : reject(err)),
     ),
@@ -108,5 +110,17 @@ describe('ClientGateway', () => {
     expect(ok.kind?.$case).toBe('result');
     expect(received()).toBe(1);
     expect(g.stats.refusedCalls).toBe(0); // refusals for identity are not the memory bound's
+  });
+
+  it('refuses a call for a group the node does not host, naming the group and the node', async () => {
+    const { port, received } = await gateway(10);
+    const c = new KvServiceClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    open.push(c);
+    const wrong = await refusal(submit(c, 1, CLUSTER, 7));
+    expect(wrong.code).toBe(grpc.status.NOT_FOUND);
+    expect(wrong.details).toBe('node server does not host group 7 (it hosts groups: 0, 1); check the cluster file');
+    expect(received()).toBe(0);
+    expect((await submit(c, 2, CLUSTER, 0)).kind?.$case).toBe('result');
+    expect(received()).toBe(1);
   });
 });

@@ -52,15 +52,16 @@ describe('loadClusterConfig', () => {
     expect(config.path).toBe(path);
     expect(config.clusterId).toBe('c1');
     expect(config.groups.map((g) => g.id)).toEqual([1, 2]);
-    expect(config.groups[0]?.nodes).toEqual([
+    expect(config.nodes).toEqual([
       { id: 'n1', address: '127.0.0.1:7401', dataDir: join(dir, 'n1') },
       { id: 'n2', address: '127.0.0.1:7402', dataDir: join(dir, 'data', 'n2') },
+      { id: 'n3', address: '[::1]:7403', dataDir: abs },
     ]);
-    expect(config.groups[1]?.nodes).toEqual([{ id: 'n3', address: '[::1]:7403', dataDir: abs }]);
-
-    const found = findNode(config, 'n3');
-    expect(found.group.id).toBe(2);
-    expect(found.node.address).toBe('[::1]:7403');
+    expect(config.groups).toEqual([
+      { id: 1, nodes: ['n1', 'n2'] },
+      { id: 2, nodes: ['n3'] },
+    ]);
+    expect(findNode(config, 'n3').address).toBe('[::1]:7403');
   });
 
   it('a missing file says how to create one', () => {
@@ -178,7 +179,7 @@ describe('parseClusterConfig refuses malformed files', () => {
       { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: addresses.map((address, i) => ({ id: `n${i}`, address, dataDir: `d${i}` })) }] },
       P,
     );
-    expect(config.groups[0]?.nodes.map((n) => n.address)).toEqual(addresses);
+    expect(config.nodes.map((n) => n.address)).toEqual(addresses);
   });
 
   for (const c of cases) {
@@ -204,7 +205,7 @@ describe('findNode', () => {
       { version: 1, clusterId: 'c1', groups: [{ id: 1, nodes: [node('n1', 1), node('n2', 2)] }, { id: 2, nodes: [node('m1', 3)] }] },
       '/x/cluster.json',
     );
-    expect(findNode(config, 'n2').node.id).toBe('n2');
+    expect(findNode(config, 'n2').id).toBe('n2');
     const err = configError(() => findNode(config, 'n9'));
     expect(err.message).toContain('"n9"');
     expect(err.message).toContain('n1, n2, m1');

@@ -35,7 +35,7 @@ describe('a node with a damaged write-ahead log', () => {
       written.set(`k${i}`, `value ${i}`);
     }
     await c.kill('n3');
-    const n3 = loadClusterConfig(c.file).groups[0]?.nodes.find((n) => n.id === 'n3')?.dataDir ?? '';
+    const n3 = loadClusterConfig(c.file).nodes.find((n) => n.id === 'n3')?.dataDir ?? '';
     const log = (await readdir(n3)).find((f) => f.endsWith('.log'));
     expect(log, `a write-ahead log in ${n3}`).toBeDefined();
     const bytes = await readFile(join(n3, log ?? ''));

@@ -60,7 +60,7 @@ describe('a node that lost its disk', () => {
     for (const [k, v] of await load(db, 'late', 3_000)) acked.set(k, v); // acknowledged by A and B only
     expect(acked.size).toBeGreaterThan(20);
     await Promise.all([c.kill(a), c.kill(b)]);
-    const bDir = loadClusterConfig(c.file).groups[0]?.nodes.find((n) => n.id === b)?.dataDir ?? '';
+    const bDir = loadClusterConfig(c.file).nodes.find((n) => n.id === b)?.dataDir ?? '';
     rmSync(bDir, { recursive: true, force: true });
 
     c.start(b, { rebuild: true });

@@ -41,7 +41,7 @@ function submit(address: string, clusterId: string, command: AmoCommand): Promis
   const metadata = new grpc.Metadata();
   metadata.set(CLUSTER_ID_METADATA, clusterId);
   return new Promise((resolve) => {
-    client.submit(command, metadata, { deadline: Date.now() + 5_000 }, (err, res) => {
+    client.submit({ group: 1, command }, metadata, { deadline: Date.now() + 5_000 }, (err, res) => {
       client.close();
       if (err !== null) resolve({ code: err.code });
       else resolve({ code: 0, ...(res.kind?.$case === 'registered' ? { session: res.kind.value.session } : {}) });

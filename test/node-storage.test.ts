@@ -23,7 +23,7 @@ function cluster(clusterId = 'c1', dir = join(root, `case-${nextDir++}`)): Clust
   return parseClusterConfig({ version: 1, clusterId, groups: [{ id: 1, nodes }] }, join(dir, 'cluster.json'));
 }
 
-const n1 = (c: ClusterConfig) => findNode(c, 'n1').node;
+const n1 = (c: ClusterConfig) => findNode(c, 'n1');
 
 /** The StorageRefusedError `p` rejects with. */
 async function refusal(p: Promise<unknown>): Promise<StorageRefusedError> {
@@ -39,7 +39,7 @@ describe('init, then open', () => {
   it('init writes the identity record; open returns it', async () => {
     const c = cluster();
     const made = await initNodeStorage(c, n1(c));
-    expect(made).toMatchObject({ format: 1, clusterId: 'c1', nodeId: 'n1', rebuilding: false });
+    expect(made).toMatchObject({ format: 2, clusterId: 'c1', nodeId: 'n1', rebuilding: false });
     const { storage, identity } = await openNodeStorage(c, n1(c), ['state']);
     await storage.close();
     expect(identity).toEqual(made);
@@ -111,7 +111,7 @@ describe('a node refuses storage that is not its own', () => {
 
   it("another node's storage", async () => {
     const c = cluster();
-    const n2 = findNode(c, 'n2').node;
+    const n2 = findNode(c, 'n2');
     await initNodeStorage(c, n2);
     const nodes = [{ id: 'n1', address: '127.0.0.1:7401', dataDir: n2.dataDir }]; // n1 pointed at n2's folder
     const swapped = parseClusterConfig({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes }] }, c.path);
@@ -214,7 +214,8 @@ describe('identity record codec', () => {
     ['an array', enc([good]), 'not a JSON object'],
     ['a missing field', enc({ ...good, rebuilding: undefined }), 'fields are'],
     ['an extra field', enc({ ...good, extra: 1 }), 'fields are'],
-    ['a newer format', enc({ ...good, format: 2 }), 'storage format 2'],
+    ['a newer format', enc({ ...good, format: 3 }), 'storage format 3'],
+    ['the format of one group per node', enc({ ...good, format: 1 }), 'storage format 1, of a shardpax that kept one group per node'],
     ['a bad cluster id', enc({ ...good, clusterId: 'a b' }), 'bad clusterId'],
     ['an empty node id', enc({ ...good, nodeId: '' }), 'bad nodeId'],
     ['a bad date', enc({ ...good, createdAt: 'yesterday' }), 'bad createdAt'],

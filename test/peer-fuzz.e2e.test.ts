@@ -12,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
-import type { NodeStatus } from '../src/client/admin.js';
+import type { ReplicaStatus } from '../src/client/admin.js';
 import { connect, type Db } from '../src/client/db.js';
 import { PeerFrame } from '../src/gen/shardpax/v1/peer.js';
 import { loadClusterConfig } from '../src/runtime/cluster-config.js';
@@ -46,13 +46,13 @@ async function until<T>(what: string, get: () => Promise<T | undefined>, timeout
 }
 
 const FRAME_REASONS = ['frame-undecodable', 'frame-wrong-sender', 'frame-repeated-hello'] as const;
-const reason = (s: NodeStatus, r: string): number => s.invalidMessages[r] ?? 0;
-const handshakeRefusals = (s: NodeStatus): number =>
+const reason = (s: ReplicaStatus, r: string): number => s.invalidMessages[r] ?? 0;
+const handshakeRefusals = (s: ReplicaStatus): number =>
   Object.entries(s.invalidMessages)
     .filter(([r]) => r.startsWith('handshake-'))
     .reduce((a, [, n]) => a + n, 0);
 /** What no invalid frame may change. */
-const stateOf = (s: NodeStatus) => ({
+const stateOf = (s: ReplicaStatus) => ({
   promisedRound: s.promisedRound,
   promisedLeader: s.promisedLeader,
   appliedBelow: s.appliedBelow,
@@ -120,7 +120,7 @@ describe('a live node under fuzzed peer frames', () => {
     };
     while (frames < FRAMES) {
       const { bytes, mutation } = fuzzer.frame();
-      const kind = classify(bytes, 'n1', ['n1', 'n2', 'n3']);
+      const kind = classify(bytes, 'n1', ['n1', 'n2', 'n3'], c.groups.map((g) => g.id));
       if (kind === 'may-change-state') {
         skipped++;
         continue;

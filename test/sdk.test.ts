@@ -22,7 +22,7 @@ import {
   WrongClusterError,
 } from 'shardpax';
 import { freePort } from '../src/cli/local-cluster.js';
-import { fetchStatus } from '../src/client/admin.js';
+import { fetchStatus, type ReplicaStatus, replicaStatus } from '../src/client/admin.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNode, loadClusterConfig } from '../src/runtime/cluster-config.js';
 import { initNodeStorage } from '../src/server/node-storage.js';
@@ -90,6 +90,13 @@ async function expectRefused(cases: readonly Misuse[]): Promise<void> {
   }
 }
 
+/** The node's replica of the KV group (group 1). */
+function kv(node: ServerNode): ReplicaStatus {
+  const s = replicaStatus(node.status(), 1);
+  if (s === undefined) throw new Error(`${node.id} hosts no replica of group 1`);
+  return s;
+}
+
 /**
  * The node's decided-slot count once the log has been quiet for 1.5 s. An
  * earlier call that was slow to answer (a loaded machine) has been sent
@@ -98,11 +105,11 @@ async function expectRefused(cases: readonly Misuse[]): Promise<void> {
  */
 async function quietLog(node: ServerNode | undefined): Promise<number | undefined> {
   const deadline = Date.now() + 15_000;
-  let last = node?.status().decidedBelow;
+  let last = node === undefined ? undefined : kv(node).decidedBelow;
   let since = Date.now();
   while (Date.now() - since < 1_500 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
-    const now = node?.status().decidedBelow;
+    const now = node === undefined ? undefined : kv(node).decidedBelow;
     if (now !== last) [last, since] = [now, Date.now()];
   }
   return last;
@@ -125,10 +132,10 @@ async function startSingleNode(
   const address = at ?? `127.0.0.1:${await freePort()}`;
   const file = clusterFile(clusterId, address);
   const cluster = loadClusterConfig(file);
-  await initNodeStorage(cluster, findNode(cluster, 'n1').node);
+  await initNodeStorage(cluster, findNode(cluster, 'n1'));
   const node = await startServerNode(cluster, 'n1');
   const deadline = Date.now() + 5_000;
-  while (!node.status().leader) {
+  while (!kv(node).leader) {
     if (Date.now() > deadline) {
       await node.close();
       throw new Error('the single node did not elect itself within 5 s');
@@ -288,7 +295,7 @@ describe('against a 1-node cluster', () => {
       expect(performance.now() - started).toBeLessThan(200); // no round trip
     }
     await new Promise((r) => setTimeout(r, 100));
-    expect(node?.status().decidedBelow).toBe(before); // nothing was proposed
+    expect(node === undefined ? undefined : kv(node).decidedBelow).toBe(before); // nothing was proposed
     expect(await d.get('big')).toBeUndefined();
   });
 
@@ -315,7 +322,7 @@ describe('against a 1-node cluster', () => {
       { call: () => d.delete(['a']), argument: 'key', says: ['delete:', 'got an array'] },
     ]);
     await new Promise((r) => setTimeout(r, 100));
-    expect(node?.status().decidedBelow).toBe(before); // nothing was proposed
+    expect(node === undefined ? undefined : kv(node).decidedBelow).toBe(before); // nothing was proposed
     expect(await live().get('123')).toBeUndefined(); // put(123, …) did not store the key "123"
     expect(await live().get('k')).toBeUndefined();
     await live().put('k', 'ok\u{1F600}'); // a surrogate pair is one code point: fine
@@ -448,7 +455,7 @@ describe('cluster identity', () => {
       const get = await rejection(db.get('k'));
       expect(get).toBeInstanceOf(WrongClusterError);
       if (get instanceof WrongClusterError) expect(get.mayHaveTakenEffect).toBe(false);
-      expect(second.status().decidedBelow).toBe(0); // c2's node applied nothing of c1's client
+      expect(kv(second).decidedBelow).toBe(0); // c2's node applied nothing of c1's client
     } finally {
       await db.close();
       await second?.close();

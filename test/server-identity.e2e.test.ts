@@ -90,7 +90,7 @@ describe('shardpax server refuses storage that is not its own', () => {
   it('missing folder, empty store, deleted CURRENT, foreign identity: exit 1 and a message saying what to do', { timeout: 60_000 }, async () => {
     const file = await clusterFile('refusals', 'cluster-a', ['missing', 'empty', 'nocurrent', 'foreign']);
     const cluster = loadClusterConfig(file);
-    const dataDir = (id: string) => findNode(cluster, id).node.dataDir;
+    const dataDir = (id: string) => findNode(cluster, id).dataDir;
     // An empty store: LevelDB files, no identity record (what LevelDB's createIfMissing used to make).
     await (await LevelStorage.create(dataDir('empty'), [])).close();
     expect(await cli(['init', '--cluster', file, '--node', 'nocurrent'])).toMatchObject({ code: 0 });
@@ -130,7 +130,7 @@ describe('init, server, --rebuild', () => {
   it('init then server serves; --rebuild moves the data aside and starts on a fresh store marked rebuilding', { timeout: 90_000 }, async () => {
     const file = await clusterFile('single', 'cluster-s', ['solo']);
     const cluster = loadClusterConfig(file);
-    const { node } = findNode(cluster, 'solo');
+    const node = findNode(cluster, 'solo');
 
     const init = await cli(['init', '--cluster', file, '--all']);
     expect(init, init.stderr).toMatchObject({ code: 0 });
@@ -157,7 +157,7 @@ describe('init, server, --rebuild', () => {
     expect(rebuilt.stdout()).toContain('rebuilding its storage from its peers');
     expect(await stop(rebuilt.child), rebuilt.output()).toBe(0);
     const identity = await checkNodeStorage(cluster, node);
-    expect(identity).toMatchObject({ format: 1, clusterId: 'cluster-s', nodeId: 'solo', rebuilding: true });
+    expect(identity).toMatchObject({ format: 2, clusterId: 'cluster-s', nodeId: 'solo', rebuilding: true });
     const old = await LevelStorage.open(moved ?? '', []);
     try {
       const oldIdentity = old.readIdentity();

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { setServerTuning, until } from './support/e2e.js';
 import { connect, type Db } from '../src/client/db.js';
-import type { NodeStatus } from '../src/client/admin.js';
+import type { ReplicaStatus } from '../src/client/admin.js';
 
 const dec = new TextDecoder();
 let cluster: LocalCluster | undefined;
@@ -72,7 +72,7 @@ describe('state transfer under SIGKILL', () => {
       }),
     );
 
-    const status = async (id: string): Promise<NodeStatus | undefined> => c.status(id, 500);
+    const status = async (id: string): Promise<ReplicaStatus | undefined> => c.status(id, 500);
     const transferring = async (id: string) => {
       const s = await status(id);
       return s !== undefined && s.transferSource !== '' && s.transferProgress.startsWith('state/') && !s.transferProgress.endsWith('""');

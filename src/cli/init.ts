@@ -17,7 +17,7 @@ export async function runInit(o: InitOptions): Promise<void> {
   const cluster = loadClusterConfig(o.cluster);
   if ((o.node === undefined) === (o.all !== true)) throw new Error('give either --node <id> or --all');
   const nodes: readonly NodeConfig[] =
-    o.node === undefined ? cluster.groups.flatMap((g) => g.nodes) : [findNode(cluster, o.node).node];
+    o.node === undefined ? cluster.nodes : [findNode(cluster, o.node)];
   for (const node of nodes) {
     try {
       await initNodeStorage(cluster, node);

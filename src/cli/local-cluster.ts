@@ -14,8 +14,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchStatus, type NodeStatus } from '../client/admin.js';
-import { type ClusterConfig, loadClusterConfig, parseClusterConfig } from '../runtime/cluster-config.js';
+import { fetchStatus, type NodeStatus, type ReplicaStatus, replicaStatus } from '../client/admin.js';
+import type { GroupId } from '../core/ids.js';
+import { type ClusterConfig, defaultKvGroup, loadClusterConfig, parseClusterConfig } from '../runtime/cluster-config.js';
 import { checkNodeStorage, initNodeStorage } from '../server/node-storage.js';
 import { type StorageProblem, StorageRefusedError } from '../server/node-identity.js';
 
@@ -59,6 +60,10 @@ export class LocalCluster {
     private readonly ownsDir: boolean,
     readonly clusterId: string,
     readonly nodes: ReadonlyArray<{ readonly id: string; readonly address: string }>,
+    /** Each group and the nodes hosting it. */
+    readonly groups: ReadonlyArray<{ readonly id: GroupId; readonly nodes: readonly string[] }>,
+    /** The KV group the SDK uses (and status() reports) by default. */
+    readonly kvGroup: GroupId,
   ) {
     this.file = join(dir, 'cluster.json');
   }
@@ -78,14 +83,15 @@ export class LocalCluster {
     if (problems.length > 0) throw new LocalClusterError(dir, problems);
     if (fresh !== undefined) {
       mkdirSync(dir, { recursive: true });
-      for (const node of config.groups.flatMap((g) => g.nodes)) await initNodeStorage(config, node);
+      for (const node of config.nodes) await initNodeStorage(config, node);
       // Written last, and whole (rename): a cluster file always names storage that exists.
       writeFileSync(`${file}.tmp`, JSON.stringify(fresh.json, null, 2) + '\n');
       renameSync(`${file}.tmp`, file);
     }
     const created = fresh !== undefined;
-    const nodes = config.groups.flatMap((g) => g.nodes.map((n) => ({ id: n.id, address: n.address })));
-    return { cluster: new LocalCluster(dir, o.dir === undefined, config.clusterId, nodes), created };
+    const nodes = config.nodes.map((n) => ({ id: n.id, address: n.address }));
+    const cluster = new LocalCluster(dir, o.dir === undefined, config.clusterId, nodes, config.groups, defaultKvGroup(config));
+    return { cluster, created };
   }
 
   logOf(id: string): string {
@@ -151,45 +157,56 @@ export class LocalCluster {
     return this.paused.has(id);
   }
 
-  /** Node `id`'s status if its own child answers (another cluster's node is refused, another process's pid ignored). */
-  async status(id: string, timeoutMs = 1_000): Promise<NodeStatus | undefined> {
+  /** Node `id`'s whole status if its own child answers (another cluster's node is refused, another process's pid ignored). */
+  async nodeStatus(id: string, timeoutMs = 1_000): Promise<NodeStatus | undefined> {
     const n = this.nodes.find((x) => x.id === id);
     if (n === undefined) throw new Error(`no node ${id}`);
     const s = await fetchStatus(n.address, timeoutMs, this.clusterId).catch(() => undefined);
     return s !== undefined && s.pid === this.procs.get(id)?.pid ? s : undefined;
   }
 
-  /** Status of every node that answers within `timeoutMs`. */
-  async statuses(timeoutMs: number): Promise<Map<string, NodeStatus>> {
-    const got = await Promise.all(this.nodes.map((n) => this.status(n.id, timeoutMs)));
+  /** Node `id`'s status as the replica of `group` (the SDK's KV group by default), if its own child answers. */
+  async status(id: string, timeoutMs = 1_000, group: GroupId = this.kvGroup): Promise<ReplicaStatus | undefined> {
+    const s = await this.nodeStatus(id, timeoutMs);
+    return s === undefined ? undefined : replicaStatus(s, group);
+  }
+
+  /** Status as the replica of `group` of every node that hosts one and answers within `timeoutMs`. */
+  async statuses(timeoutMs: number, group: GroupId = this.kvGroup): Promise<Map<string, ReplicaStatus>> {
+    const got = await Promise.all(this.nodes.map((n) => this.status(n.id, timeoutMs, group)));
     return new Map(got.flatMap((s) => (s === undefined ? [] : [[s.node, s]])));
   }
 
-  /** Polls until a node (not in `except`) leads; its id and how long that took. */
-  async awaitLeader(timeoutMs: number, except: readonly string[] = []): Promise<{ id: string; ms: number }> {
+  /** Polls until a node (not in `except`) leads `group`; its id and how long that took. */
+  async awaitLeader(timeoutMs: number, except: readonly string[] = [], group: GroupId = this.kvGroup): Promise<{ id: string; ms: number }> {
     const start = performance.now();
     while (performance.now() - start < timeoutMs) {
       if (this.crashed !== undefined) throw new Error(this.crashed);
-      for (const s of (await this.statuses(300)).values()) {
+      for (const s of (await this.statuses(300, group)).values()) {
         if (s.leader && !except.includes(s.node)) return { id: s.node, ms: performance.now() - start };
       }
       await sleep(50);
     }
-    throw new Error(`no leader within ${timeoutMs} ms; see the logs in ${this.dir}`);
+    throw new Error(`no leader of group ${group} within ${timeoutMs} ms; see the logs in ${this.dir}`);
   }
 
-  /** Polls until every node's own child serves and one of them leads; the leader's id. */
+  /** Polls until every node's own child serves and every group has a leader; the leader of the SDK's KV group. */
   async awaitReady(timeoutMs: number): Promise<string> {
     const start = performance.now();
+    let missing: string[] = [];
     while (performance.now() - start < timeoutMs) {
       if (this.crashed !== undefined) throw new Error(this.crashed);
-      const all = await this.statuses(300);
-      const leader = [...all.values()].find((s) => s.leader);
-      if (all.size === this.nodes.length && leader !== undefined) return leader.node;
+      const all = (await Promise.all(this.nodes.map((n) => this.nodeStatus(n.id, 300)))).filter((s) => s !== undefined);
+      const leaders = new Map(all.flatMap((s) => s.groups.filter((g) => g.leader).map((g) => [g.group, s.node] as const)));
+      missing = [
+        ...this.nodes.filter((n) => !all.some((s) => s.node === n.id)).map((n) => `node ${n.id} not serving`),
+        ...this.groups.filter((g) => !leaders.has(g.id)).map((g) => `no leader of group ${g.id}`),
+      ];
+      const leader = leaders.get(this.kvGroup);
+      if (missing.length === 0 && leader !== undefined) return leader;
       await sleep(50);
     }
-    const serving = [...(await this.statuses(300)).keys()];
-    throw new Error(`not ready within ${timeoutMs} ms (serving: ${serving.join(', ') || 'none'}, no leader); see the logs in ${this.dir}`);
+    throw new Error(`not ready within ${timeoutMs} ms (${missing.join(', ')}); see the logs in ${this.dir}`);
   }
 
   /** Last lines of every node's log, for error reports. */
@@ -251,7 +268,7 @@ async function newCluster(dir: string, file: string, o: LocalClusterOptions): Pr
 /** What is wrong with each node's storage, if it is not this cluster's (or is in use). */
 async function foreignStorage(config: ClusterConfig): Promise<string[]> {
   const problems: string[] = [];
-  for (const node of config.groups.flatMap((g) => g.nodes)) {
+  for (const node of config.nodes) {
     await checkNodeStorage(config, node).catch((err: unknown) => {
       // Lost or damaged storage is the node's own to report: its server refuses to start and says how to rebuild.
       if (err instanceof StorageRefusedError && NODE_REPORTS.has(err.problem.kind)) return;
@@ -266,7 +283,7 @@ const NODE_REPORTS: ReadonlySet<StorageProblem['kind']> = new Set(['missing', 'e
 /** A problem for every node whose address cannot be listened on now. */
 async function portsInUse(config: ClusterConfig): Promise<string[]> {
   const problems: string[] = [];
-  for (const node of config.groups.flatMap((g) => g.nodes)) {
+  for (const node of config.nodes) {
     const at = node.address.lastIndexOf(':');
     const host = node.address.slice(0, at).replace(/^\[(.*)\]$/, '$1');
     const port = Number(node.address.slice(at + 1));

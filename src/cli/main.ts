@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { fetchStatus, type NodeStatus } from '../client/admin.js';
 import { connect, type Db } from '../client/db.js';
 import { ClusterUnreachableError } from '../client/errors.js';
-import { loadClusterConfig } from '../runtime/cluster-config.js';
+import { groupsOf, loadClusterConfig } from '../runtime/cluster-config.js';
 import { CliError, EXIT_NO_VALUE, failure } from './cli-error.js';
 import { runDev } from './dev.js';
 import { runInit } from './init.js';
@@ -121,30 +121,37 @@ program
 
 program
   .command('status')
-  .description('show every node: group, address, pid, leadership, decided and applied slots')
+  .description('show every node and its replica of each group it hosts: leadership, decided and applied slots')
   .option(...clusterOption)
   .option('--json', 'print JSON')
   .action(async (o: { cluster: string; json?: boolean }) => {
     const cluster = loadClusterConfig(o.cluster);
-    const nodes = cluster.groups.flatMap((g) => g.nodes.map((n) => ({ group: g.id, ...n })));
     const rows = await Promise.all(
-      nodes.map(async (n) => {
+      cluster.nodes.map(async (n) => {
         try {
           return { reachable: true as const, ...(await fetchStatus(n.address, 2_000, cluster.clusterId)) };
         } catch (err) {
-          return { node: n.id, group: n.group, address: n.address, reachable: false as const, error: (err as Error).message };
+          const groups = groupsOf(cluster, n.id).map((g) => g.id);
+          return { node: n.id, address: n.address, groups, reachable: false as const, error: (err as Error).message };
         }
       }),
     );
     if (o.json) console.log(JSON.stringify(rows, null, 2));
-    else for (const r of rows) console.log(r.reachable ? describe(r) : `${r.node}  group ${r.group}  ${r.address}  unreachable: ${r.error}`);
+    else for (const r of rows) console.log(r.reachable ? describe(r) : `${r.node}  ${r.address}  unreachable: ${r.error}  (hosts groups ${r.groups.join(', ')})`);
     if (!rows.some((r) => r.reachable)) throw new CliError(`no node of ${o.cluster} answered: is the cluster running?`);
   });
 
+/** A node's line, then a line per group it hosts. */
 function describe(s: NodeStatus): string {
-  const role = s.leader ? 'leader' : `follower (leader: ${s.knownLeader || 'unknown'})`;
   const invalid = Object.values(s.invalidMessages).reduce((a, b) => a + b, 0);
-  return `${s.node}  group ${s.group}  ${s.address}  pid ${s.pid}  ${role}  decided<${s.decidedBelow}  applied<${s.appliedBelow}  log from ${s.logStart}${s.transferSource ? `  receiving state from ${s.transferSource} (${s.transferProgress})` : ""}${invalid > 0 ? `  dropped ${invalid} invalid inputs (--json: invalidMessages)` : ''}${s.rebuilding ? `  ${s.rebuilding}` : ''}`;
+  const dropped = invalid > 0 ? `  dropped ${invalid} invalid inputs (--json: invalidMessages)` : '';
+  const lines = [`${s.node}  ${s.address}  pid ${s.pid}${dropped}`];
+  for (const g of s.groups) {
+    const role = g.leader ? 'leader' : `follower (leader: ${g.knownLeader || 'unknown'})`;
+    const transfer = g.transferSource ? `  receiving state from ${g.transferSource} (${g.transferProgress})` : '';
+    lines.push(`  group ${g.group}  ${role}  decided<${g.decidedBelow}  applied<${g.appliedBelow}  log from ${g.logStart}${transfer}${g.rebuilding ? `  ${g.rebuilding}` : ''}`);
+  }
+  return lines.join('\n');
 }
 
 program.parseAsync().catch((err: unknown) => {

@@ -7,7 +7,7 @@ import { parseTuning, startServerNode } from '../server/server-node.js';
 
 export async function runServer(clusterPath: string, id: string, rebuild: boolean): Promise<void> {
   const cluster = loadClusterConfig(clusterPath);
-  const fatal = stopOnFatal(id, findNode(cluster, id).node.dataDir);
+  const fatal = stopOnFatal(id, findNode(cluster, id).dataDir);
   // SHARDPAX_TUNING: a JSON object of numeric tuning knobs (tests shorten the log tail with it).
   const node = await startServerNode(cluster, id, { tuning: parseTuning(process.env.SHARDPAX_TUNING), rebuild }).catch(
     (err: unknown) => {
@@ -18,7 +18,8 @@ export async function runServer(clusterPath: string, id: string, rebuild: boolea
   const s = node.status();
   if (node.movedAside !== undefined) console.log(`node ${s.node}: the old data folder was moved to ${node.movedAside}`);
   const mode = node.rebuilding ? ', rebuilding its storage from its peers' : '';
-  console.log(`node ${s.node} of group ${s.group} (cluster ${cluster.clusterId}) serving on ${s.address} (pid ${process.pid})${mode}`);
+  const groups = node.groups.length === 0 ? 'no group' : `groups ${node.groups.join(', ')}`;
+  console.log(`node ${s.node} hosting ${groups} (cluster ${cluster.clusterId}) serving on ${s.address} (pid ${process.pid})${mode}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

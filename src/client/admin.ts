@@ -1,11 +1,21 @@
 // Admin API calls: a node's status. Calls name the caller's cluster when it
 // is known; a node of another cluster refuses them (WrongClusterError).
 import * as grpc from '@grpc/grpc-js';
-import { AdminServiceClient, type NodeStatus } from '../gen/shardpax/v1/client.js';
+import { AdminServiceClient, type GroupStatus, type NodeStatus } from '../gen/shardpax/v1/client.js';
 import { CLUSTER_ID_METADATA } from '../runtime/cluster-id-metadata.js';
 import { wrongCluster } from './wrong-cluster.js';
 
-export type { NodeStatus };
+export type { GroupStatus, NodeStatus };
+
+/** A node's status as the replica of one group: the node's own figures and that group's. */
+export type ReplicaStatus = Omit<NodeStatus, 'groups'> & GroupStatus;
+
+/** `s` as the replica of `group`; undefined when the node hosts no replica of it. */
+export function replicaStatus(s: NodeStatus, group: number): ReplicaStatus | undefined {
+  const { groups, ...node } = s;
+  const g = groups.find((x) => x.group === group);
+  return g === undefined ? undefined : { ...node, ...g };
+}
 
 /**
  * Asks one node for its status; rejects when it does not answer within

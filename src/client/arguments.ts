@@ -6,7 +6,7 @@
 // throws an InvalidArgumentError naming it; nothing is coerced.
 import { addressProblem } from '../runtime/address.js';
 import { CLUSTER_ID } from '../runtime/cluster-config.js';
-import type { ConnectOptions } from './db.js';
+import type { ConnectOptions } from './group-client.js';
 import { InvalidArgumentError } from './errors.js';
 
 const LONE_SURROGATE = /\p{Surrogate}/u;

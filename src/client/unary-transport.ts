@@ -1,10 +1,10 @@
 // Client side of the request/response API: a Transport that carries a
-// session's commands as KvService.Submit calls and hands each answer back as
-// a message from that server. Failed or timed-out calls are dropped like lost
+// session's commands as KvService.Submit calls for one replica group and hands
+// each answer back as a message from that server. Failed or timed-out calls are dropped like lost
 // messages: the session retransmits. Every call names the client's cluster; a
 // node of another cluster refuses it, and that refusal is reported, not retried.
 import * as grpc from '@grpc/grpc-js';
-import type { NodeId } from '../core/ids.js';
+import type { GroupId, NodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { KvServiceClient } from '../gen/shardpax/v1/client.js';
 import { amoCommandToWire, amoResultFromWire } from '../rpc/codec.js';
@@ -22,6 +22,8 @@ export class UnaryClientTransport implements Transport<RpcMessage> {
 
   constructor(
     private readonly endpoints: ReadonlyMap<NodeId, string>,
+    /** The group every command is for; `endpoints` are nodes hosting a replica of it. */
+    private readonly group: GroupId,
     private readonly callTimeoutMs: number,
     private readonly clusterId: string,
     /** A node refused a call because it belongs to another cluster. */
@@ -43,7 +45,7 @@ export class UnaryClientTransport implements Transport<RpcMessage> {
     for (const m of messages) {
       if (m.type !== 'ClientCommand') continue;
       const options = { deadline: Date.now() + this.callTimeoutMs };
-      client.submit(amoCommandToWire(m.command), this.metadata.clone(), options, (err, response) => {
+      client.submit({ group: this.group, command: amoCommandToWire(m.command) }, this.metadata.clone(), options, (err, response) => {
         if (this.closed) return;
         if (err !== null) {
           const refused = wrongCluster(err, this.endpoints.get(to) ?? to, this.clusterId, true);

@@ -14,15 +14,18 @@ export interface NodeConfig {
   readonly dataDir: string;
 }
 
+/** A replica group and the nodes that host its replicas. */
 export interface GroupConfig {
   readonly id: GroupId;
-  readonly nodes: readonly NodeConfig[];
+  readonly nodes: readonly NodeId[];
 }
 
 export interface ClusterConfig {
   readonly path: string;
   /** Names this cluster: written into every node's storage at creation and checked on every connection. */
   readonly clusterId: string;
+  /** Every node (server process); a node hosts one replica of each group that names it. */
+  readonly nodes: readonly NodeConfig[];
   readonly groups: readonly GroupConfig[];
 }
 
@@ -73,10 +76,20 @@ export function parseClusterConfig(json: unknown, path: string): ClusterConfig {
   if (!Array.isArray(root.groups) || root.groups.length === 0) fail('groups must be a non-empty array');
   const groups = root.groups.map((g: unknown, gi: number) => parseGroup(g, `groups[${gi}]`, path, fail));
   checkUnique(groups, fail);
-  return { path, clusterId: root.clusterId, groups };
+  return {
+    path,
+    clusterId: root.clusterId,
+    nodes: groups.flatMap((g) => g.nodes),
+    groups: groups.map((g) => ({ id: g.id, nodes: g.nodes.map((n) => n.id) })),
+  };
 }
 
-function parseGroup(json: unknown, at: string, path: string, fail: (what: string) => never): GroupConfig {
+function parseGroup(
+  json: unknown,
+  at: string,
+  path: string,
+  fail: (what: string) => never,
+): { id: GroupId; nodes: readonly NodeConfig[] } {
   const g = record(json, at, GROUP_FIELDS, fail);
   if (typeof g.id !== 'number' || !Number.isSafeInteger(g.id) || g.id < 0) {
     fail(`${at}.id must be a non-negative integer, found ${show(g.id)}`);
@@ -100,7 +113,7 @@ function parseNode(json: unknown, at: string, path: string, fail: (what: string)
 }
 
 /** Ids, addresses and data folders each name one thing: two nodes on one port or one folder would fight over it. */
-function checkUnique(groups: readonly GroupConfig[], fail: (what: string) => never): void {
+function checkUnique(groups: ReadonlyArray<{ id: GroupId; nodes: readonly NodeConfig[] }>, fail: (what: string) => never): void {
   const groupIds = new Map<number, string>();
   const nodeIds = new Map<string, string>();
   const addresses = new Map<string, string>(); // hostnames are case-insensitive
@@ -129,13 +142,26 @@ function checkUnique(groups: readonly GroupConfig[], fail: (what: string) => nev
   });
 }
 
-export function findNode(config: ClusterConfig, id: string): { group: GroupConfig; node: NodeConfig } {
-  for (const group of config.groups) {
-    const node = group.nodes.find((n) => n.id === id);
-    if (node !== undefined) return { group, node };
-  }
-  const known = config.groups.flatMap((g) => g.nodes.map((n) => n.id)).join(', ');
+export function findNode(config: ClusterConfig, id: string): NodeConfig {
+  const node = config.nodes.find((n) => n.id === id);
+  if (node !== undefined) return node;
+  const known = config.nodes.map((n) => n.id).join(', ');
   throw new ClusterConfigError(`${config.path}: no node ${JSON.stringify(id)} (nodes: ${known})`);
+}
+
+/**
+ * The KV group the SDK's get, put and delete go to until they are routed by
+ * shard: the lowest id above 0 (group 0 is the shard master's).
+ */
+export function defaultKvGroup(config: ClusterConfig): GroupId {
+  const ids = config.groups.map((g) => g.id).filter((id) => id > 0);
+  if (ids.length === 0) throw new ClusterConfigError(`${config.path}: no KV group (a group with an id above 0)`);
+  return groupId(Math.min(...ids));
+}
+
+/** The groups `node` hosts a replica of, by ascending id. */
+export function groupsOf(config: ClusterConfig, node: NodeId): GroupConfig[] {
+  return config.groups.filter((g) => g.nodes.includes(node)).sort((a, b) => a.id - b.id);
 }
 
 function record(v: unknown, at: string, fields: readonly string[], fail: (what: string) => never): Record<string, unknown> {

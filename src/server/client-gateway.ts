@@ -1,7 +1,9 @@
 // Edge between the unary client API (KvService.Submit) and a node's protocol
-// messages. Each call enters the node as a ClientCommand from a one-call
-// client id; the ClientResult the node sends to that id completes the call.
-// A retried command arrives as a new call; the node answers the newest.
+// messages. Each call names a group; it enters the node as a ClientCommand
+// for that group's replica from a one-call client id, and the ClientResult
+// the node sends to that id completes the call. A retried command arrives as
+// a new call; the node answers the newest. A call for a group this node does
+// not host is refused with NOT_FOUND, naming the group and the node.
 //
 // Memory. grpc-js writes an answer into its HTTP/2 stream at once; bytes the
 // client's flow-control window does not admit stay in this process until the
@@ -18,10 +20,11 @@
 // call from a client of another cluster is refused before it is decoded.
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../core/assert.js';
-import { type NodeId, nodeId } from '../core/ids.js';
+import { type GroupId, groupId, type NodeId, nodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
-import { KvServiceService } from '../gen/shardpax/v1/client.js';
+import { KvServiceService, type SubmitRequest } from '../gen/shardpax/v1/client.js';
 import * as wire from '../gen/shardpax/v1/session.js';
+import type { NodeMessage } from '../paxos/group-env.js';
 import type { GroupMessage } from '../paxos/group-server.js';
 import { amoCommandFromWire, amoResultToWire } from '../rpc/codec.js';
 import type { AmoResult } from '../rpc/messages.js';
@@ -30,7 +33,14 @@ import { MAX_WIRE_MESSAGE_BYTES } from './grpc-transport.js';
 
 /** Answers travel pre-encoded: the gateway encodes each once and knows its size. */
 type Callback = grpc.sendUnaryData<Buffer>;
-type Call = grpc.ServerUnaryCall<wire.AmoCommand, Buffer>;
+type Call = grpc.ServerUnaryCall<SubmitRequest, Buffer>;
+type Message = NodeMessage<GroupMessage>;
+
+/** The node behind a gateway: who it is, and the groups it hosts a replica of. */
+export interface GatewayNode {
+  readonly id: NodeId;
+  readonly groups: readonly GroupId[];
+}
 
 const MIB = 1024 * 1024;
 /** A call the node never answers (its leader died, say) is ended here at the latest. */
@@ -77,8 +87,8 @@ interface PendingCall {
   readonly peer: string;
 }
 
-export class ClientGateway implements Transport<GroupMessage> {
-  private handler: (from: NodeId, message: GroupMessage) => void = () => {};
+export class ClientGateway implements Transport<Message> {
+  private handler: (from: NodeId, message: Message) => void = () => {};
   /** Calls waiting for the node's answer. */
   private readonly calls = new Map<NodeId, PendingCall>();
   /** Unflushed answer bytes per client connection (call.getPeer()); absent when none. */
@@ -87,10 +97,11 @@ export class ClientGateway implements Transport<GroupMessage> {
   private refusedCalls = 0;
   private refusedAnswers = 0;
   private nextCall = 0;
-  private inner!: Transport<GroupMessage>;
+  private inner!: Transport<Message>;
 
   private constructor(
     private readonly clusterId: string,
+    private readonly node: GatewayNode,
     private readonly limits: GatewayLimits,
   ) {
     assert(
@@ -101,18 +112,19 @@ export class ClientGateway implements Transport<GroupMessage> {
   }
 
   /**
-   * Builds the gateway of a node of cluster `clusterId`; `serve` starts the
+   * Builds the gateway of `node` of cluster `clusterId`; `serve` starts the
    * transport it wraps, serving the gateway's KvService too.
    */
   static async start(
     clusterId: string,
+    node: GatewayNode,
     serve: (kvService: {
       readonly definition: grpc.ServiceDefinition;
       readonly implementation: grpc.UntypedServiceImplementation;
-    }) => Promise<Transport<GroupMessage>>,
+    }) => Promise<Transport<Message>>,
     limits: Partial<GatewayLimits> = {},
   ): Promise<ClientGateway> {
-    const g = new ClientGateway(clusterId, {
+    const g = new ClientGateway(clusterId, node, {
       maxUnflushedBytesPerConnection: limits.maxUnflushedBytesPerConnection ?? DEFAULT_MAX_UNFLUSHED_BYTES_PER_CONNECTION,
       maxUnflushedBytes: limits.maxUnflushedBytes ?? DEFAULT_MAX_UNFLUSHED_BYTES,
     });
@@ -136,9 +148,19 @@ export class ClientGateway implements Transport<GroupMessage> {
       callback(wrongCluster);
       return;
     }
+    const group = groupId(call.request.group); // a uint32
+    if (!this.node.groups.includes(group)) {
+      const hosted = this.node.groups.length === 0 ? 'none' : this.node.groups.join(', ');
+      callback({
+        code: grpc.status.NOT_FOUND,
+        details: `node ${this.node.id} does not host group ${group} (it hosts groups: ${hosted}); check the cluster file`,
+      });
+      return;
+    }
     let command;
     try {
-      command = amoCommandFromWire(call.request);
+      if (call.request.command === undefined) throw new Error('no command');
+      command = amoCommandFromWire(call.request.command);
     } catch (err) {
       callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed command: ${String(err)}` });
       return;
@@ -155,17 +177,17 @@ export class ClientGateway implements Transport<GroupMessage> {
     const timer = setTimeout(() => this.end(id, { code: grpc.status.UNAVAILABLE, details: 'not answered in time' }), MAX_CALL_MS);
     this.calls.set(id, { call, callback, timer, peer });
     call.on('cancelled', () => this.end(id));
-    this.handler(id, { type: 'ClientCommand', command });
+    this.handler(id, { group, message: { type: 'ClientCommand', command } });
   };
 
-  send(to: NodeId, messages: readonly GroupMessage[]): void {
+  send(to: NodeId, messages: readonly Message[]): void {
     const call = this.calls.get(to);
     if (call === undefined) {
       // A peer, or a call that ended already: the transport drops what is for neither a peer nor an open stream.
       this.inner.send(to, messages);
       return;
     }
-    for (const m of messages) {
+    for (const { message: m } of messages) {
       if (m.type !== 'ClientResult') continue;
       this.end(to);
       this.answer(call, m.result);
@@ -173,7 +195,7 @@ export class ClientGateway implements Transport<GroupMessage> {
     }
   }
 
-  onReceive(handler: (from: NodeId, message: GroupMessage) => void): void {
+  onReceive(handler: (from: NodeId, message: Message) => void): void {
     this.handler = handler;
     this.inner.onReceive(handler);
   }

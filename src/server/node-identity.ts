@@ -10,8 +10,11 @@ import { assert, assertNever } from '../core/assert.js';
 import type { NodeId } from '../core/ids.js';
 import { CLUSTER_ID } from '../runtime/cluster-config.js';
 
-/** Layout version of a node's storage; a store of another version is refused. */
-export const STORAGE_FORMAT = 1;
+/**
+ * Layout version of a node's storage; a store of another version is refused.
+ * 2: each group's spaces under its own prefix (`g<id>.`); 1 held one group's unprefixed.
+ */
+export const STORAGE_FORMAT = 2;
 
 export interface NodeIdentity {
   readonly format: typeof STORAGE_FORMAT;
@@ -54,6 +57,12 @@ export function decodeIdentity(bytes: Uint8Array): NodeIdentity | string {
   const r = json as Record<string, unknown>;
   const keys = Object.keys(r).sort();
   if (keys.join() !== FIELDS.join()) return `fields are [${keys.join(', ')}], expected [${FIELDS.join(', ')}]`;
+  if (r.format === 1) {
+    return (
+      'storage format 1, of a shardpax that kept one group per node; this one keeps each group under its own prefix ' +
+      `(format ${STORAGE_FORMAT}) and would see none of that data, as if the node had forgotten its promises`
+    );
+  }
   if (r.format !== STORAGE_FORMAT) return `storage format ${JSON.stringify(r.format)}; this shardpax reads format ${STORAGE_FORMAT}`;
   if (typeof r.clusterId !== 'string' || !CLUSTER_ID.test(r.clusterId)) return `bad clusterId ${JSON.stringify(r.clusterId)}`;
   if (typeof r.nodeId !== 'string' || r.nodeId === '' || r.nodeId.length > 64) return `bad nodeId ${JSON.stringify(r.nodeId)}`;

@@ -1,27 +1,41 @@
-// One server process's node: a KV group server (Paxos hosting the KV application),
-// wired to LevelDB (its data folder) and gRPC (peer stream, client and admin
-// services on one port). It runs only on storage whose identity record names
+// One server process's node: one replica of each group the cluster file places
+// on it (a group server: Paxos hosting the group's application), all behind
+// one GroupMux in one NodeHost (one ready batch, one fsync per flush), wired
+// to LevelDB (its data folder, each group under its own prefix) and gRPC
+// (one peer stream per peer node, client and admin services on one port). It runs only on storage whose identity record names
 // this node of this cluster (node-storage.ts), or on a fresh store made by
 // `rebuild`. Invalid input the transport and the group server drop is counted
 // in its status and logged at most every 10 s (drop-log.ts).
 import * as grpc from '@grpc/grpc-js';
 import type { DropCounter } from '../core/drop-counter.js';
-import type { NodeId } from '../core/ids.js';
-import { AdminServiceService, type NodeStatus } from '../gen/shardpax/v1/client.js';
+import type { Env } from '../core/env.js';
+import type { GroupId, NodeId } from '../core/ids.js';
+import type { StoredState } from '../core/storage.js';
+import { AdminServiceService, type GroupStatus, type NodeStatus } from '../gen/shardpax/v1/client.js';
 import { KvGroupServer } from '../kv/group-server.js';
-import { DEFAULT_GROUP_TUNING, GROUP_PRELOAD, GROUP_SPACES, type GroupMessage, type GroupTimer } from '../paxos/group-server.js';
-import { groupWireCodec } from '../paxos/group-wire.js';
+import type { NodeMessage, NodeTimer } from '../paxos/group-env.js';
+import { GroupMux, groupSpaces } from '../paxos/group-mux.js';
+import {
+  DEFAULT_GROUP_TUNING,
+  GROUP_PRELOAD,
+  GROUP_SPACES,
+  type GroupMessage,
+  type GroupServer,
+  type GroupTimer,
+} from '../paxos/group-server.js';
+import { nodeWireCodec } from '../paxos/group-wire.js';
 import { MAX_BATCH_COMMANDS } from '../paxos/limits.js';
 import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
-import { type ClusterConfig, findNode } from '../runtime/cluster-config.js';
+import { type ClusterConfig, findNode, groupsOf } from '../runtime/cluster-config.js';
 import { DropLog } from './drop-log.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { clusterRefusal } from './cluster-guard.js';
 import { openNodeStorage, rebuildNodeStorage } from './node-storage.js';
 import { encodeIdentity } from './node-identity.js';
-import { assert } from '../core/assert.js';
 import { NodeHost } from '../runtime/node-host.js';
+
+type Message = NodeMessage<GroupMessage>;
 
 export type PaxosTuning = typeof DEFAULT_PAXOS_TUNING & typeof DEFAULT_GROUP_TUNING;
 
@@ -61,7 +75,9 @@ export interface ServerNodeOptions {
 
 export interface ServerNode {
   readonly id: NodeId;
-  /** In rebuild mode: started with `rebuild`, or its storage is still marked rebuilding from such a start. */
+  /** The groups it hosts a replica of, by ascending id. */
+  readonly groups: readonly GroupId[];
+  /** In rebuild mode (some group's replica still rebuilding): started with `rebuild`, or its storage is still marked rebuilding from such a start. */
   readonly rebuilding: boolean;
   /** Where `rebuild` moved the old data folder; undefined when there was none to move. */
   readonly movedAside: string | undefined;
@@ -75,58 +91,47 @@ export async function startServerNode(
   id: string,
   options: ServerNodeOptions = { rebuild: false },
 ): Promise<ServerNode> {
-  const { group, node } = findNode(cluster, id);
-  const members = group.nodes.map((n) => n.id);
-  const peers = new Map(group.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address]));
+  const node = findNode(cluster, id);
+  const groups = groupsOf(cluster, node.id);
+  const groupIds = groups.map((g) => g.id);
+  // One stream per node that shares a group with this one, whatever the groups.
+  const peerIds = new Set(groups.flatMap((g) => g.nodes).filter((n) => n !== node.id));
+  const peers = new Map(cluster.nodes.filter((n) => peerIds.has(n.id)).map((n) => [n.id, n.address]));
+  const spaces = groupSpaces(groupIds, GROUP_SPACES);
   const opened = options.rebuild
-    ? await rebuildNodeStorage(cluster, node, GROUP_SPACES)
-    : { ...(await openNodeStorage(cluster, node, GROUP_SPACES)), movedTo: undefined };
+    ? await rebuildNodeStorage(cluster, node, spaces)
+    : { ...(await openNodeStorage(cluster, node, spaces)), movedTo: undefined };
   const { storage, identity } = opened;
-  let server: KvGroupServer | undefined;
-  let transport: GrpcTransport<GroupMessage> | undefined;
-  const dropCounters = (): DropCounter[] => [transport?.invalid, server?.paxos.invalid].filter((c) => c !== undefined);
+  const servers = new Map<GroupId, GroupServer>();
+  let mux: GroupMux<GroupMessage, GroupTimer> | undefined;
+  let transport: GrpcTransport<Message> | undefined;
+  const dropCounters = (): DropCounter[] =>
+    [transport?.invalid, mux?.invalid, ...[...servers.values()].map((s) => s.paxos.invalid)].filter((c) => c !== undefined);
   const status = (): NodeStatus => {
-    if (server === undefined) throw new Error('node not started');
-    const { leader: l, replica, acceptor, receiver, sender } = server.paxos;
-    const leader = l.knownLeader();
-    const progress = receiver.progress();
+    if (mux === undefined) throw new Error('node not started');
     const mem = process.memoryUsage();
     return {
       node: node.id,
-      group: group.id,
       address: node.address,
       pid: process.pid,
-      leader: l.leads(),
-      knownLeader: leader ?? '',
-      ballotRound: l.currentBallot().round,
-      decidedBelow: replica.knownDecidedBelow(),
-      appliedBelow: replica.firstUnapplied(),
-      logStart: replica.logStart(),
-      pendingDecisions: replica.pendingCount(),
-      acceptedEntries: acceptor.acceptedCount(),
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
       arrayBuffersBytes: mem.arrayBuffers,
       droppedMessages: host.stats.droppedMessages,
       syncedWrites: host.stats.syncedWrites,
-      transferSource: receiver.source() ?? '',
-      transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
-      servingTransfers: sender.servingCount(),
       clusterId: cluster.clusterId,
       invalidMessages: invalidByReason(dropCounters()),
-      promisedRound: acceptor.ballot.round,
-      promisedLeader: acceptor.ballot.leader,
-      rebuilding: server.paxos.rejoin.describe(),
+      groups: [...servers].sort(([a], [b]) => a - b).map(([g, server]) => groupStatus(g, server)),
     };
   };
-  const gateway = await ClientGateway.start(cluster.clusterId, async (kv) => {
-    transport = await GrpcTransport.start<GroupMessage>({
+  const gateway = await ClientGateway.start(cluster.clusterId, { id: node.id, groups: groupIds }, async (kv) => {
+    transport = await GrpcTransport.start<Message>({
       self: node.id,
       clusterId: cluster.clusterId,
       admits: (peer) => peers.has(peer),
       listen: node.address,
       peers,
-      codec: groupWireCodec,
+      codec: nodeWireCodec,
       services: [{ definition: AdminServiceService, implementation: adminService(cluster.clusterId, status) }, kv],
     });
     return transport;
@@ -134,24 +139,27 @@ export async function startServerNode(
     await storage.close();
     throw err;
   });
-  const host = await NodeHost.start<GroupMessage, GroupTimer>({
-    id: node.id,
-    factory: (env, stored) =>
-      // A store made by --rebuild: the acceptor starts rebuilding (a durable mark of its own) and
+  const tuning = { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...options.tuning };
+  const hosted = groups.map((g) => ({
+    id: g.id,
+    factory: (env: Env<GroupMessage, GroupTimer>, stored: StoredState) => {
+      // A store made by --rebuild: each group's acceptor starts rebuilding (a durable mark of its own) and
       // votes only once that is safe (src/paxos/rejoin.ts). Ignored once it holds acceptor state.
-      (server = new KvGroupServer(
-        env,
-        { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...options.tuning, self: node.id, members, rebuild: identity.rebuilding },
-        stored,
-      )),
+      const server = new KvGroupServer(env, { ...tuning, self: node.id, members: g.nodes, rebuild: identity.rebuilding }, stored);
+      servers.set(g.id, server);
+      return server;
+    },
+  }));
+  const host = await NodeHost.start<Message, NodeTimer<GroupTimer>>({
+    id: node.id,
+    factory: (env, stored) => (mux = new GroupMux(env, hosted, stored)),
     storage,
-    preload: GROUP_PRELOAD,
+    preload: groupSpaces(groupIds, GROUP_PRELOAD),
     transport: gateway,
   });
-  const paxos = server?.paxos;
-  assert(paxos !== undefined, 'the host built the group server');
-  if (identity.rebuilding && !paxos.acceptor.rebuilding) {
-    // The rebuild finished in an earlier run: the identity record says so too.
+  const rebuilding = () => [...servers.values()].some((s) => s.paxos.acceptor.rebuilding);
+  if (identity.rebuilding && !rebuilding()) {
+    // The rebuild finished in an earlier run, for every group: the identity record says so too.
     await storage.writeIdentity(encodeIdentity({ ...identity, rebuilding: false }));
   }
   const dropLog = new DropLog(`node ${node.id}`, dropCounters(), (line) => console.warn(line));
@@ -161,7 +169,30 @@ export async function startServerNode(
     clearInterval(poll);
     await host.close();
   };
-  return { id: node.id, rebuilding: paxos.acceptor.rebuilding, movedAside: opened.movedTo, status, close };
+  return { id: node.id, groups: groupIds, rebuilding: rebuilding(), movedAside: opened.movedTo, status, close };
+}
+
+/** One replica's part of its node's status. */
+function groupStatus(group: GroupId, server: GroupServer): GroupStatus {
+  const { leader: l, replica, acceptor, receiver, sender } = server.paxos;
+  const progress = receiver.progress();
+  return {
+    group,
+    leader: l.leads(),
+    knownLeader: l.knownLeader() ?? '',
+    ballotRound: l.currentBallot().round,
+    decidedBelow: replica.knownDecidedBelow(),
+    appliedBelow: replica.firstUnapplied(),
+    logStart: replica.logStart(),
+    pendingDecisions: replica.pendingCount(),
+    acceptedEntries: acceptor.acceptedCount(),
+    transferSource: receiver.source() ?? '',
+    transferProgress: progress === undefined ? '' : `${progress.space}/${JSON.stringify(progress.fromKey).slice(0, 40)}`,
+    servingTransfers: sender.servingCount(),
+    promisedRound: acceptor.ballot.round,
+    promisedLeader: acceptor.ballot.leader,
+    rebuilding: server.paxos.rejoin.describe(),
+  };
 }
 
 /** Drops by reason, summed over `counters`. */

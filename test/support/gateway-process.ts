@@ -7,9 +7,10 @@
 // Usage: node --expose-gc --import tsx test/support/gateway-process.ts --reply-bytes N --cluster-id ID
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { nodeId } from '../../src/core/ids.js';
+import { groupId, nodeId } from '../../src/core/ids.js';
+import type { NodeMessage } from '../../src/paxos/group-env.js';
 import type { GroupMessage } from '../../src/paxos/group-server.js';
-import { groupWireCodec } from '../../src/paxos/group-wire.js';
+import { nodeWireCodec } from '../../src/paxos/group-wire.js';
 import { ClientGateway } from '../../src/server/client-gateway.js';
 import { GrpcTransport } from '../../src/server/grpc-transport.js';
 
@@ -20,25 +21,26 @@ const replyBytes = Number(args['reply-bytes']);
 
 async function main(): Promise<void> {
   let port = 0;
-  const gateway = await ClientGateway.start(args['cluster-id'], async (kv) => {
-    const t = await GrpcTransport.start<GroupMessage>({
+  const gateway = await ClientGateway.start(args['cluster-id'], { id: nodeId('server'), groups: [groupId(1)] }, async (kv) => {
+    const t = await GrpcTransport.start<NodeMessage<GroupMessage>>({
       self: nodeId('server'),
       clusterId: 'test',
       admits: () => false, // clients only: no peer streams
       listen: '127.0.0.1:0',
       peers: new Map(),
-      codec: groupWireCodec,
+      codec: nodeWireCodec,
       services: [kv],
     });
     port = t.port;
     return t;
   });
   let answered = 0;
-  gateway.onReceive((from, m) => {
+  gateway.onReceive((from, { group, message: m }) => {
     if (m.type !== 'ClientCommand' || m.command.kind !== 'request') return;
     // A fresh buffer per answer, as a get read from storage would be.
     const result = new Uint8Array(replyBytes).fill(answered++ % 251);
-    gateway.send(from, [{ type: 'ClientResult', result: { kind: 'result', session: m.command.session, seq: m.command.seq, result } }]);
+    const { session, seq } = m.command;
+    gateway.send(from, [{ group, message: { type: 'ClientResult', result: { kind: 'result', session, seq, result } } }]);
   });
   console.log(`listening ${port}`);
   for await (const line of createInterface({ input: process.stdin })) {

@@ -17,12 +17,15 @@ import * as paxos from '../../src/gen/shardpax/v1/paxos.js';
 import { PeerFrame, type PeerHello, type PeerMessage } from '../../src/gen/shardpax/v1/peer.js';
 import { paxosMessage } from './raw-peer.js';
 
-/** Where the target stands: its promise and the slots it applied. */
+/** Where the target stands: its promise and the slots it applied, of its replica of `group` (1). */
 export interface Target {
   readonly promisedRound: number;
   readonly applied: number;
   readonly members: readonly string[];
 }
+
+/** Group ids a frame's messages are readdressed to: the target's, and groups no node hosts (uint32, so no huge ones). */
+const GROUPS = [1, 1, 1, 7, 65_535, 2 ** 32 - 1];
 
 export type Mutation =
   | 'none'
@@ -81,7 +84,7 @@ export class PeerFuzzer {
   /** A frame from `self` after the handshake, and how it was made. */
   frame(): { bytes: Buffer; mutation: Mutation } {
     const count = this.rng.int(1, 3);
-    const messages = Array.from({ length: count }, () => this.pick(this.corpus));
+    const messages = Array.from({ length: count }, () => ({ ...this.pick(this.corpus), group: this.pick(GROUPS) }));
     const mutation = this.pick(MUTATIONS);
     return { bytes: this.mutate(this.self, messages, undefined, mutation), mutation };
   }
@@ -161,7 +164,7 @@ export class PeerFuzzer {
     const out = Uint8Array.from(bytes);
     out[0] = ((this.rng.int(1, 15) << 3) | 2) & 0xff;
     try {
-      return { body: { $case: 'paxos', value: paxos.PaxosMessage.decode(out) } };
+      return { body: { $case: 'paxos', value: paxos.PaxosMessage.decode(out) }, group: m.group };
     } catch {
       return m;
     }
@@ -206,7 +209,7 @@ export class PeerFuzzer {
  */
 export type FrameClass = 'frame-undecodable' | 'frame-repeated-hello' | 'frame-wrong-sender' | 'messages' | 'may-change-state';
 
-export function classify(bytes: Buffer, self: string, members: readonly string[]): FrameClass {
+export function classify(bytes: Buffer, self: string, members: readonly string[], hosted: readonly number[]): FrameClass {
   let f: PeerFrame;
   try {
     f = PeerFrame.decode(bytes);
@@ -216,6 +219,7 @@ export function classify(bytes: Buffer, self: string, members: readonly string[]
   if (f.hello !== undefined) return 'frame-repeated-hello';
   if (f.from !== self) return 'frame-wrong-sender';
   const changes = f.messages.some((m) => {
+    if (m.group === undefined || !hosted.includes(m.group)) return false; // dropped before any group sees it
     const body = m.body?.$case === 'paxos' ? m.body.value.body : undefined;
     if (body === undefined || !STATEFUL.has(body.$case)) return false;
     if (body.$case === 'propose' && body.value.commands.length === 0) return false; // proposes nothing
@@ -265,7 +269,8 @@ function fieldsOf(v: unknown, type: 'number' | 'string', out: Field[] = []): Fie
   return out;
 }
 
-const numericFields = (v: unknown): Field[] => fieldsOf(v, 'number');
+/** Numbers of the protocol: not the group id, a uint32 the encoder refuses to make huge (GROUPS readdresses). */
+const numericFields = (v: unknown): Field[] => fieldsOf(v, 'number').filter((f) => f.key !== 'group');
 const stringFields = (v: unknown): Field[] => fieldsOf(v, 'string');
 
 /** Messages whose batch is past the bound (or a Propose of nothing). */
@@ -317,7 +322,7 @@ function staleMessages(t: Target, rng: Prng): PeerMessage[] {
       value: { id, slot: t.applied, space: 'state', entries: [{ key: 'k/a', value: cmd }], next: 'k/b', fromKey: '' },
     }),
     paxosMessage({ $case: 'transferReset', value: { id } }),
-    { body: { $case: 'clientCommand', value: { kind: { $case: 'register', value: { nonce: id } } } } },
-    { body: { $case: 'clientResult', value: { kind: { $case: 'registered', value: { nonce: id, session: 1 } } } } },
+    { body: { $case: 'clientCommand', value: { kind: { $case: 'register', value: { nonce: id } } } }, group: 1 },
+    { body: { $case: 'clientResult', value: { kind: { $case: 'registered', value: { nonce: id, session: 1 } } } }, group: 1 },
   ];
 }

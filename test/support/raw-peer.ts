@@ -12,7 +12,8 @@ export function frameBytes(from: string, messages: PeerMessage[], hello?: PeerHe
   return Buffer.from(PeerFrame.encode({ from, messages, hello }).finish());
 }
 
-export const paxosMessage = (body: paxos.PaxosMessage['body']): PeerMessage => ({ body: { $case: 'paxos', value: { body } } });
+/** A Paxos message for the replica of `group` (the KV group of a LocalCluster by default). */
+export const paxosMessage = (body: paxos.PaxosMessage['body'], group = 1): PeerMessage => ({ body: { $case: 'paxos', value: { body } }, group });
 
 export const p1a = (round: number, leader: string, fromSlot = 0): PeerMessage =>
   paxosMessage({ $case: 'p1a', value: { ballot: { round, leader }, fromSlot } });

@@ -20,34 +20,21 @@ import {
 } from "@grpc/grpc-js";
 import { AmoCommand, AmoResult } from "./session.js";
 
+export interface SubmitRequest {
+  group: number;
+  command: AmoCommand | undefined;
+}
+
 export interface StatusRequest {
 }
 
 export interface NodeStatus {
   node: string;
-  group: number;
   address: string;
   pid: number;
-  leader: boolean;
-  /** The leader this node believes in ("" when it knows none). */
-  knownLeader: string;
-  ballotRound: number;
-  /** Slots below this are decided as far as this node knows. */
-  decidedBelow: number;
-  /** Slots below this are applied to the state machine. */
-  appliedBelow: number;
-  /** Log entries below this are dropped (a peer behind it needs a state transfer). */
-  logStart: number;
-  /** Decided slots held in memory, waiting to be applied. */
-  pendingDecisions: number;
-  acceptedEntries: number;
   rssBytes: number;
+  /** Synced storage writes (fsyncs) so far: one per flush, covering every group's writes. */
   syncedWrites: number;
-  /** The peer this node is receiving a state transfer from ("" when none), and where it stands. */
-  transferSource: string;
-  transferProgress: string;
-  /** State transfers this node is serving to peers. */
-  servingTransfers: number;
   /** process.memoryUsage(): V8 heap in use, and ArrayBuffers (byte buffers, outside the heap). */
   heapUsedBytes: number;
   arrayBuffersBytes: number;
@@ -57,20 +44,103 @@ export interface NodeStatus {
   clusterId: string;
   /**
    * Input from the network dropped as invalid (bad handshakes, frames that do
-   * not decode, messages that break a rule of the protocol), by reason.
+   * not decode, messages for a group this node does not host, messages that
+   * break a rule of the protocol), by reason, summed over the node's groups.
    */
   invalidMessages: { [key: string]: number };
-  /** The highest ballot this node's acceptor promised (0 and "" when none). */
-  promisedRound: number;
-  promisedLeader: string;
-  /** While this node rebuilds after losing its disk: where the rebuild stands (empty otherwise). */
-  rebuilding: string;
+  /** The node's replica of each group it hosts, by ascending group id. */
+  groups: GroupStatus[];
 }
 
 export interface NodeStatus_InvalidMessagesEntry {
   key: string;
   value: number;
 }
+
+/** One replica of a group, on one node. */
+export interface GroupStatus {
+  group: number;
+  leader: boolean;
+  /** The leader this replica believes in ("" when it knows none). */
+  knownLeader: string;
+  ballotRound: number;
+  /** Slots below this are decided as far as this replica knows. */
+  decidedBelow: number;
+  /** Slots below this are applied to the state machine. */
+  appliedBelow: number;
+  /** Log entries below this are dropped (a peer behind it needs a state transfer). */
+  logStart: number;
+  /** Decided slots held in memory, waiting to be applied. */
+  pendingDecisions: number;
+  acceptedEntries: number;
+  /** The peer this replica is receiving a state transfer from ("" when none), and where it stands. */
+  transferSource: string;
+  transferProgress: string;
+  /** State transfers this replica is serving to peers. */
+  servingTransfers: number;
+  /** The highest ballot this replica's acceptor promised (0 and "" when none). */
+  promisedRound: number;
+  promisedLeader: string;
+  /** While this replica rebuilds after its node lost its disk: where the rebuild stands (empty otherwise). */
+  rebuilding: string;
+}
+
+function createBaseSubmitRequest(): SubmitRequest {
+  return { group: 0, command: undefined };
+}
+
+export const SubmitRequest: MessageFns<SubmitRequest> = {
+  encode(message: SubmitRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.command !== undefined) {
+      AmoCommand.encode(message.command, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.command = AmoCommand.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
 
 function createBaseStatusRequest(): StatusRequest {
   return {};
@@ -110,30 +180,16 @@ export const StatusRequest: MessageFns<StatusRequest> = {
 function createBaseNodeStatus(): NodeStatus {
   return {
     node: "",
-    group: 0,
     address: "",
     pid: 0,
-    leader: false,
-    knownLeader: "",
-    ballotRound: 0,
-    decidedBelow: 0,
-    appliedBelow: 0,
-    logStart: 0,
-    pendingDecisions: 0,
-    acceptedEntries: 0,
     rssBytes: 0,
     syncedWrites: 0,
-    transferSource: "",
-    transferProgress: "",
-    servingTransfers: 0,
     heapUsedBytes: 0,
     arrayBuffersBytes: 0,
     droppedMessages: 0,
     clusterId: "",
     invalidMessages: {},
-    promisedRound: 0,
-    promisedLeader: "",
-    rebuilding: "",
+    groups: [],
   };
 }
 
@@ -142,53 +198,17 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     if (message.node !== "") {
       writer.uint32(10).string(message.node);
     }
-    if (message.group !== 0) {
-      writer.uint32(16).uint64(message.group);
-    }
     if (message.address !== "") {
       writer.uint32(26).string(message.address);
     }
     if (message.pid !== 0) {
       writer.uint32(32).uint32(message.pid);
     }
-    if (message.leader !== false) {
-      writer.uint32(40).bool(message.leader);
-    }
-    if (message.knownLeader !== "") {
-      writer.uint32(50).string(message.knownLeader);
-    }
-    if (message.ballotRound !== 0) {
-      writer.uint32(56).uint64(message.ballotRound);
-    }
-    if (message.decidedBelow !== 0) {
-      writer.uint32(64).uint64(message.decidedBelow);
-    }
-    if (message.appliedBelow !== 0) {
-      writer.uint32(72).uint64(message.appliedBelow);
-    }
-    if (message.logStart !== 0) {
-      writer.uint32(80).uint64(message.logStart);
-    }
-    if (message.pendingDecisions !== 0) {
-      writer.uint32(88).uint64(message.pendingDecisions);
-    }
-    if (message.acceptedEntries !== 0) {
-      writer.uint32(96).uint64(message.acceptedEntries);
-    }
     if (message.rssBytes !== 0) {
       writer.uint32(104).uint64(message.rssBytes);
     }
     if (message.syncedWrites !== 0) {
       writer.uint32(112).uint64(message.syncedWrites);
-    }
-    if (message.transferSource !== "") {
-      writer.uint32(122).string(message.transferSource);
-    }
-    if (message.transferProgress !== "") {
-      writer.uint32(130).string(message.transferProgress);
-    }
-    if (message.servingTransfers !== 0) {
-      writer.uint32(136).uint64(message.servingTransfers);
     }
     if (message.heapUsedBytes !== 0) {
       writer.uint32(144).uint64(message.heapUsedBytes);
@@ -205,14 +225,8 @@ export const NodeStatus: MessageFns<NodeStatus> = {
     globalThis.Object.entries(message.invalidMessages).forEach(([key, value]: [string, number]) => {
       NodeStatus_InvalidMessagesEntry.encode({ key: key as any, value }, writer.uint32(178).fork()).join();
     });
-    if (message.promisedRound !== 0) {
-      writer.uint32(184).uint64(message.promisedRound);
-    }
-    if (message.promisedLeader !== "") {
-      writer.uint32(194).string(message.promisedLeader);
-    }
-    if (message.rebuilding !== "") {
-      writer.uint32(202).string(message.rebuilding);
+    for (const v of message.groups) {
+      GroupStatus.encode(v!, writer.uint32(210).fork()).join();
     }
     return writer;
   },
@@ -238,14 +252,6 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             message.node = reader.string();
             continue;
           }
-          case 2: {
-            if (tag !== 16) {
-              break;
-            }
-
-            message.group = longToNumber(reader.uint64());
-            continue;
-          }
           case 3: {
             if (tag !== 26) {
               break;
@@ -262,70 +268,6 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             message.pid = reader.uint32();
             continue;
           }
-          case 5: {
-            if (tag !== 40) {
-              break;
-            }
-
-            message.leader = reader.bool();
-            continue;
-          }
-          case 6: {
-            if (tag !== 50) {
-              break;
-            }
-
-            message.knownLeader = reader.string();
-            continue;
-          }
-          case 7: {
-            if (tag !== 56) {
-              break;
-            }
-
-            message.ballotRound = longToNumber(reader.uint64());
-            continue;
-          }
-          case 8: {
-            if (tag !== 64) {
-              break;
-            }
-
-            message.decidedBelow = longToNumber(reader.uint64());
-            continue;
-          }
-          case 9: {
-            if (tag !== 72) {
-              break;
-            }
-
-            message.appliedBelow = longToNumber(reader.uint64());
-            continue;
-          }
-          case 10: {
-            if (tag !== 80) {
-              break;
-            }
-
-            message.logStart = longToNumber(reader.uint64());
-            continue;
-          }
-          case 11: {
-            if (tag !== 88) {
-              break;
-            }
-
-            message.pendingDecisions = longToNumber(reader.uint64());
-            continue;
-          }
-          case 12: {
-            if (tag !== 96) {
-              break;
-            }
-
-            message.acceptedEntries = longToNumber(reader.uint64());
-            continue;
-          }
           case 13: {
             if (tag !== 104) {
               break;
@@ -340,30 +282,6 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             }
 
             message.syncedWrites = longToNumber(reader.uint64());
-            continue;
-          }
-          case 15: {
-            if (tag !== 122) {
-              break;
-            }
-
-            message.transferSource = reader.string();
-            continue;
-          }
-          case 16: {
-            if (tag !== 130) {
-              break;
-            }
-
-            message.transferProgress = reader.string();
-            continue;
-          }
-          case 17: {
-            if (tag !== 136) {
-              break;
-            }
-
-            message.servingTransfers = longToNumber(reader.uint64());
             continue;
           }
           case 18: {
@@ -409,28 +327,12 @@ export const NodeStatus: MessageFns<NodeStatus> = {
             }
             continue;
           }
-          case 23: {
-            if (tag !== 184) {
+          case 26: {
+            if (tag !== 210) {
               break;
             }
 
-            message.promisedRound = longToNumber(reader.uint64());
-            continue;
-          }
-          case 24: {
-            if (tag !== 194) {
-              break;
-            }
-
-            message.promisedLeader = reader.string();
-            continue;
-          }
-          case 25: {
-            if (tag !== 202) {
-              break;
-            }
-
-            message.rebuilding = reader.string();
+            message.groups.push(GroupStatus.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -503,10 +405,228 @@ export const NodeStatus_InvalidMessagesEntry: MessageFns<NodeStatus_InvalidMessa
   },
 };
 
+function createBaseGroupStatus(): GroupStatus {
+  return {
+    group: 0,
+    leader: false,
+    knownLeader: "",
+    ballotRound: 0,
+    decidedBelow: 0,
+    appliedBelow: 0,
+    logStart: 0,
+    pendingDecisions: 0,
+    acceptedEntries: 0,
+    transferSource: "",
+    transferProgress: "",
+    servingTransfers: 0,
+    promisedRound: 0,
+    promisedLeader: "",
+    rebuilding: "",
+  };
+}
+
+export const GroupStatus: MessageFns<GroupStatus> = {
+  encode(message: GroupStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    if (message.leader !== false) {
+      writer.uint32(16).bool(message.leader);
+    }
+    if (message.knownLeader !== "") {
+      writer.uint32(26).string(message.knownLeader);
+    }
+    if (message.ballotRound !== 0) {
+      writer.uint32(32).uint64(message.ballotRound);
+    }
+    if (message.decidedBelow !== 0) {
+      writer.uint32(40).uint64(message.decidedBelow);
+    }
+    if (message.appliedBelow !== 0) {
+      writer.uint32(48).uint64(message.appliedBelow);
+    }
+    if (message.logStart !== 0) {
+      writer.uint32(56).uint64(message.logStart);
+    }
+    if (message.pendingDecisions !== 0) {
+      writer.uint32(64).uint64(message.pendingDecisions);
+    }
+    if (message.acceptedEntries !== 0) {
+      writer.uint32(72).uint64(message.acceptedEntries);
+    }
+    if (message.transferSource !== "") {
+      writer.uint32(82).string(message.transferSource);
+    }
+    if (message.transferProgress !== "") {
+      writer.uint32(90).string(message.transferProgress);
+    }
+    if (message.servingTransfers !== 0) {
+      writer.uint32(96).uint64(message.servingTransfers);
+    }
+    if (message.promisedRound !== 0) {
+      writer.uint32(104).uint64(message.promisedRound);
+    }
+    if (message.promisedLeader !== "") {
+      writer.uint32(114).string(message.promisedLeader);
+    }
+    if (message.rebuilding !== "") {
+      writer.uint32(122).string(message.rebuilding);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.leader = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.knownLeader = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.ballotRound = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.decidedBelow = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.appliedBelow = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.logStart = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.pendingDecisions = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.acceptedEntries = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.transferSource = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.transferProgress = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.servingTransfers = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.promisedRound = longToNumber(reader.uint64());
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.promisedLeader = reader.string();
+            continue;
+          }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.rebuilding = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * The client API: request/response, answered once the command is decided and
  * applied (DESIGN.md 3). Commands carry exactly-once session numbering; a
- * client retries until answered.
+ * client retries until answered. Each names the replica group it is for (a
+ * KV group, or group 0, the shard master's): a node that hosts no replica of
+ * that group refuses the call with NOT_FOUND, naming the group and itself.
  *
  * Every call on both services may carry the metadata entry
  * `shardpax-cluster-id`: the cluster the caller's cluster file names. A node
@@ -520,26 +640,26 @@ export const KvServiceService = {
     path: "/shardpax.v1.KvService/Submit" as const,
     requestStream: false as const,
     responseStream: false as const,
-    requestSerialize: (value: AmoCommand): Buffer => Buffer.from(AmoCommand.encode(value).finish()),
-    requestDeserialize: (value: Buffer): AmoCommand => AmoCommand.decode(value),
+    requestSerialize: (value: SubmitRequest): Buffer => Buffer.from(SubmitRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitRequest => SubmitRequest.decode(value),
     responseSerialize: (value: AmoResult): Buffer => Buffer.from(AmoResult.encode(value).finish()),
     responseDeserialize: (value: Buffer): AmoResult => AmoResult.decode(value),
   },
 } as const;
 
 export interface KvServiceServer extends UntypedServiceImplementation {
-  submit: handleUnaryCall<AmoCommand, AmoResult>;
+  submit: handleUnaryCall<SubmitRequest, AmoResult>;
 }
 
 export interface KvServiceClient extends Client {
-  submit(request: AmoCommand, callback: (error: ServiceError | null, response: AmoResult) => void): ClientUnaryCall;
+  submit(request: SubmitRequest, callback: (error: ServiceError | null, response: AmoResult) => void): ClientUnaryCall;
   submit(
-    request: AmoCommand,
+    request: SubmitRequest,
     metadata: Metadata,
     callback: (error: ServiceError | null, response: AmoResult) => void,
   ): ClientUnaryCall;
   submit(
-    request: AmoCommand,
+    request: SubmitRequest,
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: AmoResult) => void,

@@ -46,11 +46,18 @@ export interface PeerHello {
   to: string;
 }
 
+/**
+ * One protocol message for the replica of `group` at the receiving node (a
+ * node hosts one replica of each group placed on it; the stream is shared).
+ */
 export interface PeerMessage {
-  body: { $case: "clientCommand"; value: AmoCommand } | { $case: "clientResult"; value: AmoResult } | {
-    $case: "paxos";
-    value: PaxosMessage;
-  } | undefined;
+  body:
+    | { $case: "clientCommand"; value: AmoCommand }
+    | { $case: "clientResult"; value: AmoResult }
+    | { $case: "paxos"; value: PaxosMessage }
+    | undefined;
+  /** Required: a message without it is refused. */
+  group?: number | undefined;
 }
 
 function createBasePeerFrame(): PeerFrame {
@@ -179,7 +186,7 @@ export const PeerHello: MessageFns<PeerHello> = {
 };
 
 function createBasePeerMessage(): PeerMessage {
-  return { body: undefined };
+  return { body: undefined, group: undefined };
 }
 
 export const PeerMessage: MessageFns<PeerMessage> = {
@@ -194,6 +201,9 @@ export const PeerMessage: MessageFns<PeerMessage> = {
       case "paxos":
         PaxosMessage.encode(message.body.value, writer.uint32(26).fork()).join();
         break;
+    }
+    if (message.group !== undefined) {
+      writer.uint32(32).uint32(message.group);
     }
     return writer;
   },
@@ -233,6 +243,14 @@ export const PeerMessage: MessageFns<PeerMessage> = {
             }
 
             message.body = { $case: "paxos", value: PaxosMessage.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.group = reader.uint32();
             continue;
           }
         }
