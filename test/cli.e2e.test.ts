@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/cli/local-cluster.js';
+import { clusterJson } from './support/cluster-file.js';
 
 const BIN = new URL('../bin/shardpax.mjs', import.meta.url).pathname;
 const REPLICAS = 3;
@@ -443,7 +444,7 @@ describe('a cluster that is missing, unreachable or broken', () => {
     const ports = await freePortRange(3);
     const path = join(dir, `down-${ports}.json`);
     const nodes = [0, 1, 2].map((i) => ({ id: `n${i + 1}`, address: `127.0.0.1:${ports + i}`, dataDir: `down-${ports}-n${i + 1}` }));
-    writeFileSync(path, JSON.stringify({ version: 1, clusterId: 'down', groups: [{ id: 1, nodes }] }));
+    writeFileSync(path, JSON.stringify(clusterJson('down', nodes)));
     return path;
   }
 
@@ -463,13 +464,13 @@ describe('a cluster that is missing, unreachable or broken', () => {
     const missing = join(dir, 'no-such-cluster.json');
     const down = await downCluster();
     const broken = join(dir, 'broken.json');
-    writeFileSync(broken, JSON.stringify({ version: 1, clusterId: 'broken', groups: [{ id: 1, nodes: [{ id: 'n1', address: '127.0.0.1:99999', dataDir: 'b' }] }] }));
+    writeFileSync(broken, JSON.stringify(clusterJson('broken', [{ id: 'n1', address: '127.0.0.1:99999', dataDir: 'b' }])));
 
     const kv = [['put', 'k', 'v'], ['get', 'k'], ['del', 'k']];
     const all = [...kv, ['status'], ['server', '--node', 'n1']];
     const cases = [
       ...all.map((cmd) => ({ args: [...cmd, '--cluster', missing], says: [`no cluster file at ${missing}`, '--cluster <file>'] })),
-      ...all.map((cmd) => ({ args: [...cmd, '--cluster', broken], says: [broken, 'groups[0].nodes[0].address', '"99999"'] })),
+      ...all.map((cmd) => ({ args: [...cmd, '--cluster', broken], says: [broken, 'nodes[0].address', '"99999"'] })),
       ...kv.map((cmd) => ({ args: [...cmd, '--cluster', down], says: [`cannot reach the cluster of ${down}`, 'connection refused', 'Is it running?'] })),
     ];
     const runs = await inTurn(cases.map((k) => () => cli(k.args)), 3);
@@ -515,10 +516,10 @@ describe('shardpax dev refuses what is not its own', () => {
     // The node folders are another cluster's (made by `init` from its file) ...
     const other = join(dir, 'other-cluster.json');
     const otherNodes = nodes.map((n) => ({ ...n, dataDir: join(foreign, n.dataDir) }));
-    writeFileSync(other, JSON.stringify({ version: 1, clusterId: 'cluster-b', groups: [{ id: 1, nodes: otherNodes }] }));
+    writeFileSync(other, JSON.stringify(clusterJson('cluster-b', otherNodes)));
     expect(await cli(['init', '--cluster', other, '--all'])).toMatchObject({ code: 0 });
     // ... but the folder's cluster.json names cluster-a.
-    const json = JSON.stringify({ version: 1, clusterId: 'cluster-a', groups: [{ id: 1, nodes }] });
+    const json = JSON.stringify(clusterJson('cluster-a', nodes));
     writeFileSync(join(foreign, 'cluster.json'), json);
     const stderr = await refused(new Dev(port, foreign));
     for (const n of nodes) {

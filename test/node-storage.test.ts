@@ -12,6 +12,7 @@ import { type ClusterConfig, findNode, parseClusterConfig } from '../src/runtime
 import { LevelStorage } from '../src/server/level-storage.js';
 import { decodeIdentity, encodeIdentity, newIdentity, StorageRefusedError } from '../src/server/node-identity.js';
 import { checkNodeStorage, initNodeStorage, openNodeStorage, rebuildNodeStorage } from '../src/server/node-storage.js';
+import { clusterJson } from './support/cluster-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'shardpax-node-storage-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -20,7 +21,7 @@ let nextDir = 0;
 /** A cluster file (never written) of cluster `clusterId` whose nodes n1, n2 keep their data in a new folder. */
 function cluster(clusterId = 'c1', dir = join(root, `case-${nextDir++}`)): ClusterConfig {
   const nodes = ['n1', 'n2'].map((id, i) => ({ id, address: `127.0.0.1:${7401 + i}`, dataDir: id }));
-  return parseClusterConfig({ version: 1, clusterId, groups: [{ id: 1, nodes }] }, join(dir, 'cluster.json'));
+  return parseClusterConfig(clusterJson(clusterId, nodes), join(dir, 'cluster.json'));
 }
 
 const n1 = (c: ClusterConfig) => findNode(c, 'n1');
@@ -114,7 +115,7 @@ describe('a node refuses storage that is not its own', () => {
     const n2 = findNode(c, 'n2');
     await initNodeStorage(c, n2);
     const nodes = [{ id: 'n1', address: '127.0.0.1:7401', dataDir: n2.dataDir }]; // n1 pointed at n2's folder
-    const swapped = parseClusterConfig({ version: 1, clusterId: 'c1', groups: [{ id: 1, nodes }] }, c.path);
+    const swapped = parseClusterConfig(clusterJson('c1', nodes), c.path);
     const err = await refusal(openNodeStorage(swapped, n1(swapped), []));
     expect(err.problem).toEqual({ kind: 'foreign-node', found: 'n2' });
     expect(err.message).toContain("holds node n2's storage, not n1's");

@@ -27,6 +27,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findNode, loadClusterConfig } from '../src/runtime/cluster-config.js';
 import { initNodeStorage } from '../src/server/node-storage.js';
 import { type ServerNode, startServerNode } from '../src/server/server-node.js';
+import { clusterJson } from './support/cluster-file.js';
 
 const dirs: string[] = [];
 const text = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
@@ -120,7 +121,7 @@ function clusterFile(clusterId: string, address: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'shardpax-sdk-'));
   dirs.push(dir);
   const file = join(dir, 'cluster.json');
-  writeFileSync(file, JSON.stringify({ version: 1, clusterId, groups: [{ id: 1, nodes: [{ id: 'n1', address, dataDir: 'n1' }] }] }));
+  writeFileSync(file, JSON.stringify(clusterJson(clusterId, [{ id: 'n1', address, dataDir: 'n1' }])));
   return file;
 }
 

@@ -16,6 +16,7 @@ import { findNode, loadClusterConfig } from '../src/runtime/cluster-config.js';
 import { LevelStorage } from '../src/server/level-storage.js';
 import { decodeIdentity } from '../src/server/node-identity.js';
 import { checkNodeStorage } from '../src/server/node-storage.js';
+import { clusterJson } from './support/cluster-file.js';
 
 const BIN = new URL('../bin/shardpax.mjs', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'shardpax-identity-'));
@@ -82,7 +83,7 @@ async function stop(child: ChildProcess): Promise<number | null> {
 async function clusterFile(name: string, clusterId: string, nodes: readonly string[]): Promise<string> {
   const file = join(dir, `${name}.json`);
   const list = await Promise.all(nodes.map(async (id) => ({ id, address: `127.0.0.1:${await freePort()}`, dataDir: id })));
-  writeFileSync(file, JSON.stringify({ version: 1, clusterId, groups: [{ id: 1, nodes: list }] }));
+  writeFileSync(file, JSON.stringify(clusterJson(clusterId, list)));
   return file;
 }
 
@@ -97,7 +98,7 @@ describe('shardpax server refuses storage that is not its own', () => {
     rmSync(join(dataDir('nocurrent'), 'CURRENT'));
     // Another cluster's node of the same name and folder.
     const other = join(dir, 'other.json');
-    writeFileSync(other, JSON.stringify({ version: 1, clusterId: 'cluster-b', groups: [{ id: 1, nodes: [{ id: 'foreign', address: '127.0.0.1:1', dataDir: 'foreign' }] }] }));
+    writeFileSync(other, JSON.stringify(clusterJson('cluster-b', [{ id: 'foreign', address: '127.0.0.1:1', dataDir: 'foreign' }])));
     expect(await cli(['init', '--cluster', other, '--node', 'foreign'])).toMatchObject({ code: 0 });
 
     const runs = await Promise.all(['missing', 'empty', 'nocurrent', 'foreign'].map((id) => cli(['server', '--cluster', file, '--node', id])));

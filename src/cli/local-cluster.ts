@@ -39,10 +39,19 @@ export class LocalClusterError extends Error {
 export interface LocalClusterOptions {
   /** Folder for cluster.json, data and logs; a temp folder (removed by stop()) when left out. */
   readonly dir?: string;
+  /** Replicas of each group (at most `nodes`). */
   readonly replicas: number;
+  /** Server processes; `replicas` by default. */
+  readonly nodes?: number;
+  /** KV groups (1, 2, ...) besides group 0, the shard master's; 1 by default. */
+  readonly groups?: number;
+  /** Shards of the cluster; 64 by default. */
+  readonly shards?: number;
   /** Node i listens on basePort + i; free ports are picked when left out. */
   readonly basePort?: number;
 }
+
+export const DEFAULT_SHARDS = 64;
 
 export class LocalCluster {
   readonly file: string;
@@ -248,7 +257,11 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** A new cluster's file contents: `replicas` nodes on consecutive ports from basePort, or on free ones. */
+/**
+ * A new cluster's file contents: nodes on consecutive ports from basePort, or
+ * on free ones; group 0 and the KV groups placed round-robin over the nodes,
+ * each on `replicas` of them (the next group starts where the last one ended).
+ */
 async function newCluster(dir: string, file: string, o: LocalClusterOptions): Promise<{ json: unknown; config: ClusterConfig }> {
   if (existsSync(dir) && readdirSync(dir).length > 0) {
     throw new LocalClusterError(dir, [
@@ -256,12 +269,22 @@ async function newCluster(dir: string, file: string, o: LocalClusterOptions): Pr
         'use another --dir, or an empty folder',
     ]);
   }
+  const count = o.nodes ?? o.replicas;
+  if (o.replicas < 1 || o.replicas > count) {
+    throw new LocalClusterError(dir, [`${o.replicas} replicas per group need at least as many nodes (there are ${count})`]);
+  }
   const nodes = [];
-  for (let i = 0; i < o.replicas; i++) {
+  for (let i = 0; i < count; i++) {
     const port = o.basePort === undefined ? await freePort() : o.basePort + i;
     nodes.push({ id: `n${i + 1}`, address: `127.0.0.1:${port}`, dataDir: `n${i + 1}` });
   }
-  const json = { version: 1, clusterId: randomUUID(), groups: [{ id: 1, nodes }] };
+  const groups = Array.from({ length: 1 + (o.groups ?? 1) }, (_, g) => ({
+    id: g,
+    nodes: Array.from({ length: o.replicas }, (_, j) => ((g * o.replicas + j) % count) + 1)
+      .sort((a, b) => a - b)
+      .map((i) => `n${i}`),
+  }));
+  const json = { version: 2, clusterId: randomUUID(), shards: o.shards ?? DEFAULT_SHARDS, nodes, groups };
   return { json, config: parseClusterConfig(json, file) };
 }
 

@@ -1,6 +1,9 @@
-// The cluster file (`cluster.json`): which groups exist, their nodes, where
-// each listens and keeps its data. Parsed once at the edge; a malformed file
-// is a ClusterConfigError that says what is wrong and where.
+// The cluster file (`cluster.json`), version 2: the nodes (server processes:
+// where each listens and keeps its data), the replica groups and which nodes
+// host each (a node hosts one replica of every group that names it), and the
+// shard count. Group 0 is the shard master's; KV groups have ids from 1.
+// Parsed once at the edge; a malformed file is a ClusterConfigError that says
+// what is wrong and where.
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { type GroupId, groupId, type NodeId, nodeId } from '../core/ids.js';
@@ -24,8 +27,11 @@ export interface ClusterConfig {
   readonly path: string;
   /** Names this cluster: written into every node's storage at creation and checked on every connection. */
   readonly clusterId: string;
+  /** Keys map to this many shards (fixed when the cluster is created). */
+  readonly shards: number;
   /** Every node (server process); a node hosts one replica of each group that names it. */
   readonly nodes: readonly NodeConfig[];
+  /** Group 0 (the shard master's) first, then the KV groups, by ascending id. */
   readonly groups: readonly GroupConfig[];
 }
 
@@ -36,9 +42,16 @@ export class ClusterConfigError extends Error {
 /** What a cluster id may be (it travels as gRPC metadata text). */
 export const CLUSTER_ID = /^[A-Za-z0-9-]{1,64}$/;
 const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+/** The shard master's group. */
+export const SHARD_MASTER_GROUP: GroupId = groupId(0);
+// The shard master's limits (src/shardmaster/config.ts, which this layer may not
+// import; test/cluster-config.test.ts checks they agree).
+export const MAX_SHARDS = 4096;
+export const MAX_GROUP_ID = 65_535;
+export const MAX_NODES_PER_GROUP = 16;
 // Every field the file may hold: anything else is refused, so a typo
 // ("datadir") fails loudly instead of being ignored. A new field goes here.
-const ROOT_FIELDS = ['version', 'clusterId', 'groups'];
+const ROOT_FIELDS = ['version', 'clusterId', 'shards', 'nodes', 'groups'];
 const GROUP_FIELDS = ['id', 'nodes'];
 const NODE_FIELDS = ['id', 'address', 'dataDir'];
 
@@ -68,35 +81,58 @@ export function parseClusterConfig(json: unknown, path: string): ClusterConfig {
   const fail: (what: string) => never = (what) => {
     throw new ClusterConfigError(`${path}: ${what}`);
   };
+  if (typeof json === 'object' && json !== null && !Array.isArray(json) && (json as Record<string, unknown>).version === 1) {
+    fail(VERSION_1_REFUSED);
+  }
   const root = record(json, 'the top level', ROOT_FIELDS, fail);
-  if (root.version !== 1) fail(`version must be 1, found ${show(root.version)}`);
+  if (root.version !== 2) fail(`version must be 2, found ${show(root.version)}`);
   if (typeof root.clusterId !== 'string' || !CLUSTER_ID.test(root.clusterId)) {
     fail(`clusterId must be 1-64 letters, digits or '-', found ${show(root.clusterId)}`);
   }
+  if (typeof root.shards !== 'number' || !Number.isSafeInteger(root.shards) || root.shards < 1 || root.shards > MAX_SHARDS) {
+    fail(`shards must be a whole number from 1 to ${MAX_SHARDS}, found ${show(root.shards)}`);
+  }
+  if (!Array.isArray(root.nodes) || root.nodes.length === 0) fail('nodes must be a non-empty array');
+  const nodes = root.nodes.map((n: unknown, ni: number) => parseNode(n, `nodes[${ni}]`, path, fail));
+  checkUniqueNodes(nodes, fail);
   if (!Array.isArray(root.groups) || root.groups.length === 0) fail('groups must be a non-empty array');
-  const groups = root.groups.map((g: unknown, gi: number) => parseGroup(g, `groups[${gi}]`, path, fail));
-  checkUnique(groups, fail);
-  return {
-    path,
-    clusterId: root.clusterId,
-    nodes: groups.flatMap((g) => g.nodes),
-    groups: groups.map((g) => ({ id: g.id, nodes: g.nodes.map((n) => n.id) })),
-  };
+  const declared = new Set(nodes.map((n) => n.id));
+  const groups = root.groups.map((g: unknown, gi: number) => parseGroup(g, `groups[${gi}]`, declared, fail));
+  const ids = new Map<number, string>();
+  groups.forEach((g, gi) => {
+    const first = ids.get(g.id);
+    if (first !== undefined) fail(`groups[${gi}].id ${g.id} is already the id of ${first}`);
+    ids.set(g.id, `groups[${gi}].id`);
+  });
+  if (!ids.has(SHARD_MASTER_GROUP)) fail("groups must hold group 0, the shard master's group (KV groups have ids from 1)");
+  return { path, clusterId: root.clusterId, shards: root.shards, nodes, groups: [...groups].sort((a, b) => a.id - b.id) };
 }
 
-function parseGroup(
-  json: unknown,
-  at: string,
-  path: string,
-  fail: (what: string) => never,
-): { id: GroupId; nodes: readonly NodeConfig[] } {
+const VERSION_1_REFUSED =
+  'version 1 is no longer read (nodes listed inside their one group, no shard master). Convert the file to version 2: ' +
+  '{ "version": 2, "clusterId": <the same>, "shards": 64, "nodes": [each node once: { "id", "address", "dataDir" }], ' +
+  '"groups": [{ "id": 0, "nodes": [node ids] } (the shard master\'s group), { "id": 1, "nodes": [node ids] }, ...] }. ' +
+  "Storage written for version 1 is in a format this shardpax does not read: create the cluster's storage anew " +
+  '(for a `shardpax dev` cluster: remove its folder and run `shardpax dev` again)';
+
+function parseGroup(json: unknown, at: string, declared: ReadonlySet<string>, fail: (what: string) => never): GroupConfig {
   const g = record(json, at, GROUP_FIELDS, fail);
-  if (typeof g.id !== 'number' || !Number.isSafeInteger(g.id) || g.id < 0) {
-    fail(`${at}.id must be a non-negative integer, found ${show(g.id)}`);
+  if (typeof g.id !== 'number' || !Number.isSafeInteger(g.id) || g.id < 0 || g.id > MAX_GROUP_ID) {
+    fail(`${at}.id must be a whole number from 0 to ${MAX_GROUP_ID} (0 is the shard master's group), found ${show(g.id)}`);
   }
-  if (!Array.isArray(g.nodes) || g.nodes.length === 0) fail(`${at}.nodes must be a non-empty array`);
-  const nodes = g.nodes.map((n: unknown, ni: number) => parseNode(n, `${at}.nodes[${ni}]`, path, fail));
-  return { id: groupId(g.id), nodes };
+  if (!Array.isArray(g.nodes) || g.nodes.length === 0 || g.nodes.length > MAX_NODES_PER_GROUP) {
+    fail(`${at}.nodes must be an array of 1 to ${MAX_NODES_PER_GROUP} node ids, found ${show(g.nodes)}`);
+  }
+  const members: NodeId[] = [];
+  g.nodes.forEach((n: unknown, ni: number) => {
+    if (typeof n !== 'string' || !declared.has(n)) {
+      fail(`${at}.nodes[${ni}] must be the id of a node in nodes (${[...declared].join(', ')}), found ${show(n)}`);
+    }
+    const id = nodeId(n);
+    if (members.includes(id)) fail(`${at}.nodes[${ni}]: node ${id} is named twice in the group`);
+    members.push(id);
+  });
+  return { id: groupId(g.id), nodes: members };
 }
 
 function parseNode(json: unknown, at: string, path: string, fail: (what: string) => never): NodeConfig {
@@ -113,32 +149,26 @@ function parseNode(json: unknown, at: string, path: string, fail: (what: string)
 }
 
 /** Ids, addresses and data folders each name one thing: two nodes on one port or one folder would fight over it. */
-function checkUnique(groups: ReadonlyArray<{ id: GroupId; nodes: readonly NodeConfig[] }>, fail: (what: string) => never): void {
-  const groupIds = new Map<number, string>();
+function checkUniqueNodes(nodes: readonly NodeConfig[], fail: (what: string) => never): void {
   const nodeIds = new Map<string, string>();
   const addresses = new Map<string, string>(); // hostnames are case-insensitive
   const dirs: Array<{ dir: string; at: string }> = [];
-  groups.forEach((g, gi) => {
-    const first = groupIds.get(g.id);
-    if (first !== undefined) fail(`groups[${gi}].id ${g.id} is already the id of ${first}`);
-    groupIds.set(g.id, `groups[${gi}].id`);
-    g.nodes.forEach((n, ni) => {
-      const at = `groups[${gi}].nodes[${ni}]`;
-      const sameId = nodeIds.get(n.id);
-      if (sameId !== undefined) fail(`${at}.id: node id ${n.id} appears twice (also at ${sameId})`);
-      nodeIds.set(n.id, `${at}.id`);
-      const sameAddress = addresses.get(n.address.toLowerCase());
-      if (sameAddress !== undefined) fail(`${at}.address ${n.address} is already the address of ${sameAddress}`);
-      addresses.set(n.address.toLowerCase(), `${at}.address`);
-      for (const other of dirs) {
-        if (other.dir === n.dataDir) fail(`${at}.dataDir ${n.dataDir} is already the data folder of ${other.at}`);
-        // A folder inside another node's would be wiped with it (or wipe it).
-        if (n.dataDir.startsWith(other.dir + sep) || other.dir.startsWith(n.dataDir + sep)) {
-          fail(`${at}.dataDir ${n.dataDir} and ${other.at} (${other.dir}): one data folder is inside the other`);
-        }
+  nodes.forEach((n, ni) => {
+    const at = `nodes[${ni}]`;
+    const sameId = nodeIds.get(n.id);
+    if (sameId !== undefined) fail(`${at}.id: node id ${n.id} appears twice (also at ${sameId})`);
+    nodeIds.set(n.id, `${at}.id`);
+    const sameAddress = addresses.get(n.address.toLowerCase());
+    if (sameAddress !== undefined) fail(`${at}.address ${n.address} is already the address of ${sameAddress}`);
+    addresses.set(n.address.toLowerCase(), `${at}.address`);
+    for (const other of dirs) {
+      if (other.dir === n.dataDir) fail(`${at}.dataDir ${n.dataDir} is already the data folder of ${other.at}`);
+      // A folder inside another node's would be wiped with it (or wipe it).
+      if (n.dataDir.startsWith(other.dir + sep) || other.dir.startsWith(n.dataDir + sep)) {
+        fail(`${at}.dataDir ${n.dataDir} and ${other.at} (${other.dir}): one data folder is inside the other`);
       }
-      dirs.push({ dir: n.dataDir, at: `${at}.dataDir` });
-    });
+    }
+    dirs.push({ dir: n.dataDir, at: `${at}.dataDir` });
   });
 }
 
