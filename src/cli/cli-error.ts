@@ -12,11 +12,18 @@ export const EXIT_OUTCOME_UNKNOWN = 3;
 /** A failure the CLI explains itself (bad input, nothing reachable). */
 export class CliError extends Error {
   override readonly name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT_FAILED,
+  ) {
+    super(message);
+  }
 }
 
 /** The stderr line and exit code for whatever a command failed with. */
 export function failure(err: unknown): { readonly message: string; readonly exitCode: number } {
   const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof CliError) return { message, exitCode: err.exitCode };
   if (err instanceof ShardpaxError && err.mayHaveTakenEffect) {
     return { message: `${message} (read the key to see whether it did)`, exitCode: EXIT_OUTCOME_UNKNOWN };
   }

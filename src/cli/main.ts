@@ -9,6 +9,7 @@ import { runDev } from './dev.js';
 import { runInit } from './init.js';
 import { encodingOf, formatValue, keyFromArg, readValue, valueSource } from './kv-bytes.js';
 import { runServer } from './server.js';
+import { runConfig, runJoin, runLeave, runMove } from './shard-master-commands.js';
 
 const DEFAULT_CLUSTER = 'data/cluster.json';
 const program = new Command('shardpax').description('a sharded, transactional key-value store');
@@ -118,6 +119,46 @@ program
     const key = keyFromArg(keyArg, encodingOf(o));
     return withDb(o, (db) => db.delete(key));
   });
+
+const UINT32_MAX = 0xffff_ffff;
+type AdminOptions = { cluster: string; timeout: number };
+
+program
+  .command('config')
+  .description("show a shard master config: each group's servers and shard count, and the shard -> group map")
+  .option('--num <n>', 'which config (default: the latest)', int(0, Number.MAX_SAFE_INTEGER))
+  .option('--json', 'print JSON')
+  .option(...clusterOption)
+  .option(...timeoutOption)
+  .action((o: AdminOptions & { num?: number; json?: boolean }) => runConfig(o));
+
+program
+  .command('join <group> <node...>')
+  .description('a KV group joins the shard master with its nodes and takes its share of the shards')
+  .option(...clusterOption)
+  .option(...timeoutOption)
+  .action((group: string, nodes: string[], o: AdminOptions) => runJoin({ ...o, group: intArgument('group', group), nodes }));
+
+program
+  .command('leave <group>')
+  .description('a KV group leaves: its shards go to the other groups')
+  .option(...clusterOption)
+  .option(...timeoutOption)
+  .action((group: string, o: AdminOptions) => runLeave({ ...o, group: intArgument('group', group) }));
+
+program
+  .command('move <shard> <group>')
+  .description('move one shard to a group (pinned there until the next join or leave)')
+  .option(...clusterOption)
+  .option(...timeoutOption)
+  .action((shard: string, group: string, o: AdminOptions) => runMove({ ...o, shard: intArgument('shard', shard), group: intArgument('group', group) }));
+
+/** A whole-number argument; the shard master checks its range (and says so with its own error). */
+function intArgument(name: string, v: string): number {
+  const n = Number(v);
+  if (!/^[0-9]+$/.test(v) || n > UINT32_MAX) throw new CliError(`${name} must be a whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
 
 program
   .command('status')

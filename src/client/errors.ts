@@ -1,6 +1,7 @@
 // Errors the SDK rejects with. Each says whether the operation may have taken
 // effect, so a caller knows whether retrying a write could apply it twice.
 import { KvInputError } from '../kv/limits.js';
+import type { ShardMasterErrorCodeName } from '../shardmaster/messages.js';
 
 export { KvInputError };
 
@@ -83,6 +84,22 @@ export class WrongClusterError extends ShardpaxError {
     readonly mayHaveTakenEffect: boolean,
     /** The cluster the answering node belongs to. */
     readonly nodeClusterId: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The shard master refused a join, leave, move or query (an unknown group, a
+ * shard out of range, a duplicate join, ...): it changed nothing. `code` says
+ * which refusal (the wire's ShardMasterErrorCode without its prefix).
+ */
+export class ShardMasterError extends ShardpaxError {
+  override readonly name = 'ShardMasterError';
+  readonly mayHaveTakenEffect = false;
+  constructor(
+    readonly code: ShardMasterErrorCodeName,
+    message: string,
   ) {
     super(message);
   }

@@ -1,5 +1,6 @@
 // One server process's node: one replica of each group the cluster file places
-// on it (a group server: Paxos hosting the group's application), all behind
+// on it (a group server: Paxos hosting the group's application, the shard
+// master's for group 0 and the KV application for the others), all behind
 // one GroupMux in one NodeHost (one ready batch, one fsync per flush), wired
 // to LevelDB (its data folder, each group under its own prefix) and gRPC
 // (one peer stream per peer node, client and admin services on one port). It runs only on storage whose identity record names
@@ -27,7 +28,9 @@ import { nodeWireCodec } from '../paxos/group-wire.js';
 import { MAX_BATCH_COMMANDS } from '../paxos/limits.js';
 import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
-import { type ClusterConfig, findNode, groupsOf } from '../runtime/cluster-config.js';
+import { type ClusterConfig, findNode, groupsOf, SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
+import { ShardMasterApplication } from '../shardmaster/shard-master-application.js';
+import { ShardMasterServer } from '../shardmaster/shard-master-server.js';
 import { DropLog } from './drop-log.js';
 import { GrpcTransport } from './grpc-transport.js';
 import { clusterRefusal } from './cluster-guard.js';
@@ -140,12 +143,18 @@ export async function startServerNode(
     throw err;
   });
   const tuning = { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...options.tuning };
+  // xxhash-wasm loads asynchronously: the shard master's application is made before the host runs.
+  const shardMaster = groupIds.includes(SHARD_MASTER_GROUP) ? await ShardMasterApplication.load(cluster.shards) : undefined;
   const hosted = groups.map((g) => ({
     id: g.id,
     factory: (env: Env<GroupMessage, GroupTimer>, stored: StoredState) => {
       // A store made by --rebuild: each group's acceptor starts rebuilding (a durable mark of its own) and
       // votes only once that is safe (src/paxos/rejoin.ts). Ignored once it holds acceptor state.
-      const server = new KvGroupServer(env, { ...tuning, self: node.id, members: g.nodes, rebuild: identity.rebuilding }, stored);
+      const config = { ...tuning, self: node.id, members: g.nodes, rebuild: identity.rebuilding };
+      const server =
+        g.id === SHARD_MASTER_GROUP && shardMaster !== undefined
+          ? new ShardMasterServer(env, config, shardMaster, stored)
+          : new KvGroupServer(env, config, stored);
       servers.set(g.id, server);
       return server;
     },
