@@ -247,10 +247,17 @@ describe('shardpax CLI against `shardpax dev`', () => {
     if (!Array.isArray(rows)) return;
     expect(rows).toHaveLength(REPLICAS);
     const nodes: Array<StatusRow & GroupRow> = [];
+    const whole: StatusRow[] = [];
     for (const r of rows) {
       expect(isStatusRow(r), JSON.stringify(r)).toBe(true);
-      if (isStatusRow(r)) nodes.push(replicaRow(r, 1));
+      if (isStatusRow(r)) {
+        whole.push(r);
+        nodes.push(replicaRow(r, 1));
+      }
     }
+    // The local cluster's shape: every node hosts group 0 (the shard master) and KV groups 1-3, each with one leader.
+    for (const r of whole) expect(r.groups.map((g) => g.group)).toEqual([0, 1, 2, 3]);
+    for (const g of [0, 1, 2, 3]) expect(whole.filter((r) => replicaRow(r, g).leader), `leaders of group ${g}`).toHaveLength(1);
     for (const n of nodes) serverPids.add(n.pid);
     expect(nodes.map((n) => n.node).sort()).toEqual(['n1', 'n2', 'n3']);
     expect(nodes.map((n) => n.address).sort()).toEqual([0, 1, 2].map((i) => `127.0.0.1:${port + i}`));
@@ -262,7 +269,12 @@ describe('shardpax CLI against `shardpax dev`', () => {
     expect(new Set(nodes.map((n) => n.pid)).size).toBe(REPLICAS);
     expect(nodes.map((n) => n.pid)).not.toContain(dev.child.pid);
     for (const n of nodes) expect(alive(n.pid)).toBe(true);
-    expect(readyLine).toContain(`leader ${leader?.node ?? '?'}`);
+    expect(readyLine).toContain(` 1:${leader?.node ?? '?'} `);
+    // Groups 1-3 joined at the shard master before `ready`.
+    expect(readyLine).toContain('64 shards over groups 1, 2, 3: 22/21/21');
+    const config = await cli(['config', '--json', '--cluster', file]);
+    expect(config.code, config.stderr).toBe(0);
+    expect(JSON.parse(config.stdout)).toMatchObject({ num: 3, groups: [{ id: 1, shards: 22 }, { id: 2, shards: 21 }, { id: 3, shards: 21 }] });
 
     // 3b. Issue 7's incident: a second dev on these ports (in a folder of its
     // own) or on this folder refuses at once; the running cluster is untouched.

@@ -1,26 +1,45 @@
-// `shardpax dev` (and `npm start`): a local group of server processes on
-// localhost with data under one folder. Writes <dir>/cluster.json the first
-// time and reuses it (and the data) after. Before it starts anything, the
-// folder must be its own and its ports free (LocalCluster.create); it prints
-// `ready` only once each of its own servers answers and one leads, and exits
-// non-zero if a server dies first. Stops its servers on Ctrl-C or SIGTERM.
+// `shardpax dev` (and `npm start`): a local cluster of server processes on
+// localhost with data under one folder: `nodes` nodes hosting group 0 (the
+// shard master's) and `groups` KV groups, each group on `replicas` nodes
+// (placed round-robin). Writes <dir>/cluster.json the first time and reuses it
+// (and the data) after. Before it starts anything, the folder must be its own
+// and its ports free (LocalCluster.create); once each of its own servers
+// answers and every group has a leader, it joins at the shard master every KV
+// group that has not joined yet, then prints `ready`. It exits non-zero if a
+// server dies first. Stops its servers on Ctrl-C or SIGTERM.
+import { connectShardMaster } from '../client/shard-master-admin.js';
+import { loadClusterConfig, SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
+import { shardCounts, sortedGroupIds } from '../shardmaster/config.js';
 import { LocalCluster } from './local-cluster.js';
 
 export interface DevOptions {
   readonly dir: string;
-  readonly replicas: number;
   readonly port: number;
+  readonly replicas: number;
+  /** Server processes; `replicas` when left out. */
+  readonly nodes?: number;
+  readonly groups: number;
+  readonly shards: number;
 }
 
 const READY_TIMEOUT_MS = 30_000;
 
 export async function runDev(o: DevOptions): Promise<void> {
-  const { cluster, created } = await LocalCluster.create({ dir: o.dir, replicas: o.replicas, basePort: o.port });
+  const { cluster, created } = await LocalCluster.create({
+    dir: o.dir,
+    replicas: o.replicas,
+    nodes: o.nodes ?? o.replicas,
+    groups: o.groups,
+    shards: o.shards,
+    basePort: o.port,
+  });
   const n = cluster.nodes.length;
+  const kvGroups = cluster.groups.filter((g) => g.id !== SHARD_MASTER_GROUP);
   console.log(
     created
-      ? `created ${cluster.file}: ${n} nodes on ${cluster.nodes.map((x) => x.address).join(', ')}`
-      : `using the existing cluster in ${cluster.file} (its data is kept)`,
+      ? `created ${cluster.file}: ${n} nodes on ${cluster.nodes.map((x) => x.address).join(', ')}; ` +
+          cluster.groups.map((g) => `group ${g.id} on ${g.nodes.join(',')}`).join(', ')
+      : `using the existing cluster in ${cluster.file} (its data and shape are kept)`,
   );
   let stopping = false;
   const stop = (code: number) => {
@@ -32,17 +51,42 @@ export async function runDev(o: DevOptions): Promise<void> {
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
   cluster.startAll();
-  let leader: string;
+  let spread: string;
   try {
-    leader = await cluster.awaitReady(READY_TIMEOUT_MS);
+    await cluster.awaitReady(READY_TIMEOUT_MS);
+    spread = await joinKvGroups(cluster);
   } catch (err) {
     console.error(`error: the local cluster did not start: ${(err as Error).message}`);
     stop(1);
     return;
   }
   cluster.onCrash = (message) => console.error(message);
-  console.log(`ready: ${n} nodes, leader ${leader}, cluster ${cluster.clusterId}. Data in ${cluster.dir}. Try:`);
+  const leaders = await Promise.all(cluster.groups.map(async (g) => `${g.id}:${(await cluster.awaitLeader(READY_TIMEOUT_MS, [], g.id)).id}`));
+  console.log(
+    `ready: ${n} nodes, group 0 (shard master) and KV groups ${kvGroups.map((g) => g.id).join(', ')}, ` +
+      `leaders ${leaders.join(' ')}, ${spread}, cluster ${cluster.clusterId}. Data in ${cluster.dir}. Try:`,
+  );
   console.log(`  ./bin/shardpax.mjs put greeting hello --cluster ${cluster.file}`);
   console.log(`  ./bin/shardpax.mjs get greeting --cluster ${cluster.file}`);
-  console.log('Ctrl-C stops the cluster.');
+  console.log(`  ./bin/shardpax.mjs config --cluster ${cluster.file}`);
+  console.log(`get, put and del go to KV group ${cluster.kvGroup} until they are routed by shard. Ctrl-C stops the cluster.`);
+}
+
+/** Joins every KV group of the cluster file the shard master does not have yet; the shard spread after. */
+async function joinKvGroups(cluster: LocalCluster): Promise<string> {
+  const config = loadClusterConfig(cluster.file);
+  const admin = await connectShardMaster({ cluster: cluster.file, timeoutMs: READY_TIMEOUT_MS });
+  try {
+    const joined = (await admin.query()).groups;
+    for (const g of config.groups) {
+      if (g.id === SHARD_MASTER_GROUP || joined.has(g.id)) continue;
+      const num = await admin.join(g.id, g.nodes);
+      console.log(`joined group ${g.id} at the shard master: config ${num}`);
+    }
+    const latest = await admin.query();
+    const counts = shardCounts(latest);
+    return `${latest.shards.length} shards over groups ${sortedGroupIds(latest).join(', ')}: ${[...counts.values()].join('/')} (config ${latest.num})`;
+  } finally {
+    await admin.close();
+  }
 }

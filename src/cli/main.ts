@@ -40,11 +40,14 @@ program
 
 program
   .command('dev')
-  .description('start a local cluster on localhost (what `npm start` runs)')
+  .description('start a local cluster on localhost (what `npm start` runs): the shard master and KV groups, joined')
   .option('--dir <dir>', 'data folder (cluster.json and one folder per node)', 'data')
-  .option('--replicas <n>', 'servers in the group', int(1, 9), 3)
+  .option('--nodes <n>', 'server processes (default: --replicas)', int(1, 16))
+  .option('--groups <n>', 'KV groups (1, 2, ...) besides group 0, the shard master', int(1, 64), 3)
+  .option('--replicas <n>', 'replicas of each group, placed round-robin over the nodes', int(1, 9), 3)
+  .option('--shards <n>', 'shards of the cluster', int(1, 4096), 64)
   .option('--port <port>', 'first port; node i listens on port+i', int(1024, 65000), 7401)
-  .action((o: { dir: string; replicas: number; port: number }) => runDev(o));
+  .action((o: { dir: string; nodes?: number; groups: number; replicas: number; shards: number; port: number }) => runDev(o));
 
 const clusterOption = ['--cluster <file>', 'cluster file', DEFAULT_CLUSTER] as const;
 const timeoutOption = ['--timeout <ms>', 'how long to wait for an answer', int(1, 600_000), 10_000] as const;
