@@ -51,8 +51,8 @@ type State =
   | { readonly kind: 'registering'; readonly nonce: number; sends: number; resendAt: number }
   | { readonly kind: 'open'; readonly session: SessionId };
 
-/** The longest a command waits before it is sent again, however slow the answers. */
-const MAX_TIMEOUT_MS = 8_000;
+/** The longest a command waits before it is sent again, however slow the answers, in retry periods (8 s for the SDK's 500 ms). */
+const MAX_TIMEOUT_RETRIES = 16;
 
 export class ClientSession {
   private state: State = { kind: 'idle' };
@@ -157,7 +157,7 @@ export class ClientSession {
   /** The retransmission timeout before backoff: the round trip as measured plus four deviations, at least retryMs. */
   private timeout(): number {
     if (this.srtt === undefined) return this.options.retryMs;
-    return Math.max(this.options.retryMs, Math.min(MAX_TIMEOUT_MS, Math.ceil(this.srtt + 4 * this.rttVar)));
+    return Math.max(this.options.retryMs, Math.min(this.maxTimeout(), Math.ceil(this.srtt + 4 * this.rttVar)));
   }
 
   private answered(f: InFlight): void {
@@ -177,7 +177,11 @@ export class ClientSession {
 
   /** The wait after the `tries`-th try: the timeout, doubled per earlier try. */
   private backedOff(tries: number): number {
-    return Math.min(MAX_TIMEOUT_MS, this.timeout() * 2 ** Math.min(tries - 1, 6));
+    return Math.min(this.maxTimeout(), this.timeout() * 2 ** Math.min(tries - 1, 6));
+  }
+
+  private maxTimeout(): number {
+    return MAX_TIMEOUT_RETRIES * this.options.retryMs;
   }
 
   /** When a command sent now for the `sends`-th time goes out again. */
