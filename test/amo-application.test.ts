@@ -2,7 +2,7 @@
 // The wrapper's stores are in-memory maps (test/support/map-store.ts).
 import { describe, expect, it } from 'vitest';
 import { ReadyCollector } from '../src/core/env.js';
-import { millis, nodeId, type Seq, type SessionId, seq, sessionId } from '../src/core/ids.js';
+import { millis, nodeId, type Seq, type SessionId, seq, sessionId, shardId } from '../src/core/ids.js';
 import { AMO_META_KEY, AmoApplication, type AmoOptions } from '../src/rpc/amo-application.js';
 import { ClientSession, type Outcome } from '../src/rpc/client-session.js';
 import type { AmoCommand, AmoResult, RpcMessage, RpcTimer } from '../src/rpc/messages.js';
@@ -38,13 +38,15 @@ function wrap(amo: AmoApplication, stores: MapStores) {
     stores,
     apply: (c: AmoCommand): AmoResult => {
       const r = amo.apply(c, stores);
-      amo.flush(stores); // one command per slot, as a host with one command per slot would
-      amo.checkInvariants();
+      amo.checkInvariants(stores.sessions);
       return r;
     },
     counter: () => counterValue(stores.app),
+    sessionCount: () => amo.sessionCount(stores.sessions),
+    /** Session records in the store (besides the counters and the indexes). */
+    records: () => stores.sessions.keys().filter((k) => k.startsWith('s/')).length,
     cached: (s: SessionId, n: number) => {
-      const r = amo.cachedResult(s, seq(n), stores.results);
+      const r = amo.cachedResult(s, seq(n), stores);
       return r === undefined ? undefined : dec.decode(r);
     },
     /** The cached results, decoded; a Counter's results are distinct values, so they tell which seqs are kept. */
@@ -56,12 +58,11 @@ function wrap(amo: AmoApplication, stores: MapStores) {
   };
 }
 
-/** A new wrapper that starts from `stores` (a copy) and the table that load() rebuilds from its sessions store. */
+/** A new wrapper over a copy of `stores` (a restart, or a shard moved elsewhere): the table is all in the stores. */
 function reloaded(stores: MapStores, options?: AmoOptions) {
   const copy = cloneStores(stores);
   const amo = new AmoApplication(new Counter(), options);
-  amo.load(copy.sessions.entries());
-  amo.checkInvariants();
+  amo.checkInvariants(copy.sessions);
   return wrap(amo, copy);
 }
 
@@ -99,11 +100,11 @@ describe('AmoApplication', () => {
     expect(registered(t.apply({ kind: 'register', nonce: 5 }))).toBe(a);
     const b = registered(t.apply({ kind: 'register', nonce: 6 }));
     expect(b).not.toBe(a);
-    expect(t.amo.sessionCount()).toBe(2);
+    expect(t.sessionCount()).toBe(2);
     const copy = reloaded(t.stores);
     expect(registered(copy.apply({ kind: 'register', nonce: 5 }))).toBe(a);
     expect(registered(copy.apply({ kind: 'register', nonce: 6 }))).toBe(b);
-    expect(copy.amo.sessionCount()).toBe(2);
+    expect(copy.sessionCount()).toBe(2);
   });
 
   it('a nonce whose session expired opens a new session, never an old id', () => {
@@ -169,7 +170,7 @@ describe('AmoApplication', () => {
     for (let i = 0; i < 4; i++) t.apply(req(busy, i, i));
     expect(t.apply(req(idle, 0)).kind).toBe('expired');
     expect(t.apply(req(busy, 4, 4)).kind).toBe('result');
-    expect(t.amo.sessionCount()).toBe(1);
+    expect(t.sessionCount()).toBe(1);
   });
 
   it('deletes the results and the record of a session that expires', () => {
@@ -180,12 +181,12 @@ describe('AmoApplication', () => {
     const b = registered(t.apply({ kind: 'register', nonce: 2 }));
     t.apply(req(b, 0)); // '3'
     expect(t.results()).toEqual(['1', '2', '3']);
-    expect(t.stores.sessions.size).toBe(3); // meta + two sessions
+    expect(t.records()).toBe(2);
     t.apply(req(b, 1, 1)); // '4'; acknowledges '3'
     t.apply(req(b, 2, 2)); // '5'; acknowledges '4'; a has been idle for 4 commands now
-    expect(t.amo.sessionCount()).toBe(1);
+    expect(t.sessionCount()).toBe(1);
     expect(t.results()).toEqual(['5']);
-    expect(t.stores.sessions.keys()).toHaveLength(2); // meta + b
+    expect(t.records()).toBe(1); // b
     expect(t.cached(a, 0)).toBeUndefined();
     expect(t.apply(req(a, 1)).kind).toBe('expired');
     expect(t.counter()).toBe(5);
@@ -197,7 +198,7 @@ describe('AmoApplication', () => {
     const b = registered(t.apply({ kind: 'register', nonce: 2 }));
     t.apply(req(a, 0));
     registered(t.apply({ kind: 'register', nonce: 3 }));
-    expect(t.amo.sessionCount()).toBe(2);
+    expect(t.sessionCount()).toBe(2);
     expect(t.apply(req(b, 0)).kind).toBe('expired');
     expect(t.apply(req(a, 1)).kind).toBe('result');
   });
@@ -212,7 +213,7 @@ describe('AmoApplication', () => {
     expect(t.results()).toEqual(['1', '2', '3']);
     registered(t.apply({ kind: 'register', nonce: 3 })); // evicts b
     expect(t.results()).toEqual(['3']);
-    expect(t.stores.sessions.size).toBe(3); // meta + a + the new one
+    expect(t.records()).toBe(2); // a and the new one
     expect(value(t.apply(req(a, 0)))).toBe('3'); // a's duplicate is still answered from the store
     expect(t.apply(req(b, 0)).kind).toBe('expired');
     expect(t.counter()).toBe(3);
@@ -246,10 +247,10 @@ describe('AmoApplication', () => {
     expect(t.counter()).toBe(0);
     expect(t.stores.app.writes).toBe(0);
     expect(t.stores.results.writes).toBe(0);
-    expect(t.amo.sessionCount()).toBe(0);
+    expect(t.sessionCount()).toBe(0);
   });
 
-  it('load() rebuilds the table from the sessions store: duplicates, expiry and eviction go on identically', () => {
+  it('a wrapper over a copy of the stores goes on identically: duplicates, expiry and eviction (the table is all on disk)', () => {
     const options: AmoOptions = { maxSessions: 3, sessionTtlCommands: 6, maxWindow: 8 };
     const t = setup(options);
     const a = registered(t.apply({ kind: 'register', nonce: 1 }));
@@ -263,11 +264,11 @@ describe('AmoApplication', () => {
     t.apply(req(a, 2, 1)); // '6': acknowledges '4'
     t.apply(req(b, 2)); // '7'
     t.apply(req(a, 3, 2)); // '8'; idle's last activity was 7 commands ago: it expires here
-    expect(t.amo.sessionCount()).toBe(2);
+    expect(t.sessionCount()).toBe(2);
     expect(t.stores.sessions.get(AMO_META_KEY)).toBeDefined();
 
     const copy = reloaded(t.stores, options);
-    expect(copy.amo.sessionCount()).toBe(2);
+    expect(copy.sessionCount()).toBe(2);
     // The same commands from here on give the same results and leave the same stores.
     const script: AmoCommand[] = [
       req(a, 2, 2), // a duplicate: answered from the results store
@@ -305,15 +306,29 @@ describe('AmoApplication', () => {
     }
   });
 
-  it('load() over an empty sessions store gives an empty table, and replaces what was there', () => {
-    const t = setup(SMALL);
+  it('keeps no state of its own: one wrapper serves many tables (one per shard) without mixing them', () => {
+    const amo = new AmoApplication(new Counter(), SMALL);
+    const [x, y] = [wrap(amo, mapStores()), wrap(amo, mapStores())];
+    const sx = registered(x.apply({ kind: 'register', nonce: 1 }));
+    expect(value(x.apply(req(sx, 0)))).toBe('1');
+    expect(y.apply(req(sx, 0)).kind).toBe('expired'); // the session lives in x's table only
+    const sy = registered(y.apply({ kind: 'register', nonce: 1 }));
+    expect(sy).toBe(sx); // ids are per table
+    expect(value(y.apply(req(sy, 0)))).toBe('1');
+    expect(value(x.apply(req(sx, 0)))).toBe('1'); // x's duplicate still answered from x's results
+    expect([x.counter(), y.counter()]).toEqual([1, 1]);
+  });
+
+  it('expiry walks the activity index once: many idle counts cost one read each over the table\'s life', () => {
+    const t = setup({ maxSessions: 4, sessionTtlCommands: 5, maxWindow: 8 });
     const s = registered(t.apply({ kind: 'register', nonce: 1 }));
-    t.apply(req(s, 0));
-    t.amo.load([]);
-    t.amo.checkInvariants();
-    expect(t.amo.sessionCount()).toBe(0);
-    expect(t.apply(req(s, 0)).kind).toBe('expired');
-    expect(registered(t.apply({ kind: 'register', nonce: 1 }))).toBe(sessionId(1)); // ids start over too
+    for (let i = 0; i < 50; i++) t.apply(req(s, i, i));
+    // One live session, touched at every count: one activity key, and the cursor just behind the ttl.
+    expect(t.stores.sessions.keys().filter((k) => k.startsWith('a/'))).toHaveLength(1);
+    expect(t.sessionCount()).toBe(1);
+    for (let i = 0; i < 6; i++) t.apply({ kind: 'read', id: i, command: READ });
+    expect(t.sessionCount()).toBe(0);
+    expect(t.stores.sessions.keys().filter((k) => !k.startsWith('m'))).toEqual([]);
   });
 });
 
@@ -327,7 +342,7 @@ describe('ClientSession', () => {
     const outcomes: Array<[number, Outcome]> = [];
     const s = new ClientSession(
       env,
-      { servers: [nodeId('a'), nodeId('b')], retryMs: millis(10), window, timerOwner: 0 },
+      { servers: [nodeId('a'), nodeId('b')], retryMs: millis(10), window, timerOwner: 0, shard: shardId(0) },
       (t, o) => outcomes.push([t, o]),
     );
     /** Advances the clock by `ms`, firing the retry timer every 10 ms as the runtime would. */

@@ -112,7 +112,7 @@ function client(port: number): KvServiceClient {
 
 let nextSeq = 1;
 function command(): AmoCommand {
-  return { kind: { $case: 'request', value: { session: 1, seq: nextSeq++, ackedBelow: 0, command: new Uint8Array(8) } } };
+  return { kind: { $case: 'request', value: { session: 1, seq: nextSeq++, ackedBelow: 0, command: new Uint8Array(8) } }, shard: 0 };
 }
 
 function submit(c: KvServiceClient, deadlineMs: number): Promise<AmoResult> {

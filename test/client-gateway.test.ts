@@ -55,7 +55,7 @@ function submit(c: KvServiceClient, seq: number, cluster: string | null = CLUSTE
   if (cluster !== null) metadata.set(CLUSTER_ID_METADATA, cluster);
   return new Promise((resolve, reject) =>
     c.submit(
-      { group, command: { kind: { $case: 'request', value: { session: 7, seq, ackedBelow: 0, command: new Uint8Array(1) } } } },
+      { group, command: { kind: { $case: 'request', value: { session: 7, seq, ackedBelow: 0, command: new Uint8Array(1) } }, shard: 0 } },
       metadata,
       (err, res) => (err === null ? resolve(res) : reject(err)),
     ),

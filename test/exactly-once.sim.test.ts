@@ -15,7 +15,7 @@ const server = nodeId('server');
 /** Wire round trip, so the simulation exercises the codec on every message. */
 function clone(m: RpcMessage): RpcMessage {
   return m.type === 'ClientCommand'
-    ? { type: 'ClientCommand', command: amoCommandFromWire(amoCommandToWire(m.command)) }
+    ? { type: 'ClientCommand', shard: m.shard, command: amoCommandFromWire(amoCommandToWire(m.command, m.shard)) }
     : { type: 'ClientResult', result: amoResultFromWire(amoResultToWire(m.result)) };
 }
 

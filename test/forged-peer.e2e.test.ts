@@ -102,10 +102,11 @@ describe('a forged peer', () => {
     }
 
     // The same overflow through the client API (seq and ackedBelow 2^53 - 1) crashed every replica inside apply.
-    const registered = await submit(address('n2'), clusterId, { kind: { $case: 'register', value: { nonce: 4242 } } });
+    const registered = await submit(address('n2'), clusterId, { kind: { $case: 'register', value: { nonce: 4242 } }, shard: 0 });
     expect(registered.code).toBe(0);
     const overflow: AmoCommand = {
       kind: { $case: 'request', value: { session: registered.session ?? 1, seq: HUGE, ackedBelow: HUGE, command: new Uint8Array() } },
+      shard: 0,
     };
     expect((await submit(address('n2'), clusterId, overflow)).code).toBe(grpc.status.INVALID_ARGUMENT);
 

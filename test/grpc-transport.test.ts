@@ -132,7 +132,7 @@ const codec: WireCodec<Msg> = {
   toWire: (m) => ({
     body: {
       $case: 'clientCommand',
-      value: { kind: { $case: 'request', value: { session: 1, seq: m.seq, ackedBelow: 0, command: m.payload } } },
+      value: { kind: { $case: 'request', value: { session: 1, seq: m.seq, ackedBelow: 0, command: m.payload } }, shard: 0 },
     },
   }),
   fromWire: (w: PeerMessage) => {

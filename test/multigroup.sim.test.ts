@@ -67,7 +67,7 @@ class AdminScript implements ProtocolNode<GroupMessage, KvClientTimer> {
   ) {
     this.rng = new Prng(o.seed);
     const servers = PLACEMENT.get(groupId(0)) ?? [];
-    this.session = new ClientSession(env, { servers, retryMs: millis(60), window: 1, timerOwner: 0 }, (_t, out) => this.complete(out));
+    this.session = new ClientSession(env, { servers, retryMs: millis(60), window: 1, timerOwner: 0, shard: shardId(0) }, (_t, out) => this.complete(out));
     this.think();
   }
 

@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DropCounter } from '../src/core/drop-counter.js';
-import { BOTTOM_BALLOT, type Ballot, ballot, type NodeId, nodeId, sessionId, seq, slot } from '../src/core/ids.js';
+import { BOTTOM_BALLOT, type Ballot, ballot, type NodeId, nodeId, sessionId, seq, shardId, slot } from '../src/core/ids.js';
 import * as wire from '../src/gen/shardpax/v1/paxos.js';
 import { KvGroupServer } from '../src/kv/group-server.js';
 import { paxosFromWire, paxosToWire } from '../src/paxos/codec.js';
@@ -14,7 +14,8 @@ import { MAX_BATCH_COMMANDS, MAX_ROUND, MAX_SLOT, MAX_TRANSFER_KEY_CHARS } from 
 import type { PaxosMessage, PValue } from '../src/paxos/messages.js';
 import { type InvalidReason, validatePeerMessage } from '../src/paxos/validate.js';
 import { AmoApplication } from '../src/rpc/amo-application.js';
-import { amoCommandCodec, amoCommandFromWire, MAX_SEQ, WireError } from '../src/rpc/codec.js';
+import { amoCommandFromWire, MAX_SEQ, shardedCommandCodec, WireError } from '../src/rpc/codec.js';
+import type { AmoCommand } from '../src/rpc/messages.js';
 import { DropLog } from '../src/server/drop-log.js';
 import { parseTuning } from '../src/server/server-node.js';
 import { Counter } from './support/counter.js';
@@ -248,7 +249,7 @@ describe('decoding a Paxos message checks every field on its own', () => {
 
 describe('decoding a session command bounds its numbers', () => {
   const request = (session: number, s: number, ackedBelow: number) =>
-    amoCommandFromWire({ kind: { $case: 'request', value: { session, seq: s, ackedBelow, command: cmd } } });
+    amoCommandFromWire({ kind: { $case: 'request', value: { session, seq: s, ackedBelow, command: cmd } }, shard: 0 });
 
   it('refuses session ids and seqs past MAX_SEQ (2^53 - 1 overflowed the table and crashed every replica)', () => {
     expect(thrown(() => request(1, 2 ** 53 - 1, 2 ** 53 - 1))).toBeInstanceOf(WireError);
@@ -263,9 +264,10 @@ describe('decoding a session command bounds its numbers', () => {
     const reg = amo.apply({ kind: 'register', nonce: 1 }, stores);
     expect(reg.kind).toBe('registered');
     const session = reg.kind === 'registered' ? reg.session : sessionId(0);
-    const bytes = amoCommandCodec.encode({ kind: 'request', session, seq: seq(MAX_SEQ), ackedBelow: seq(MAX_SEQ), command: cmd });
-    expect(amo.apply(amoCommandCodec.decode(bytes), stores)).toMatchObject({ kind: 'result', seq: MAX_SEQ });
-    amo.checkInvariants();
+    const command: AmoCommand = { kind: 'request', session, seq: seq(MAX_SEQ), ackedBelow: seq(MAX_SEQ), command: cmd };
+    const bytes = shardedCommandCodec.encode({ shard: shardId(0), command });
+    expect(amo.apply(shardedCommandCodec.decode(bytes).command, stores)).toMatchObject({ kind: 'result', seq: MAX_SEQ });
+    amo.checkInvariants(stores.sessions);
   });
 });
 
@@ -281,7 +283,7 @@ describe("the KV group server's door", () => {
       sc.sim.input(target, `inject ${m.type} from ${from}`, (role) => role.onMessage(from, m));
 
     deliver(s9, { type: 'P1a', ballot: b(2 ** 53 - 1, s9), fromSlot: slot(0) });
-    deliver(member, { type: 'ClientCommand', command: { kind: 'register', nonce: 5 } });
+    deliver(member, { type: 'ClientCommand', shard: shardId(0), command: { kind: 'register', nonce: 5 } });
     deliver(member, { type: 'ClientResult', result: { kind: 'registered', nonce: 5, session: sessionId(1) } });
     sc.sim.runFor(200);
     expect(Object.fromEntries(server().paxos.invalid.byReason())).toEqual({

@@ -76,11 +76,11 @@ describe('shardpax server on damaged storage', () => {
     // n2: the victim's stored value changed through LevelDB itself: its files stay sound, only the value's checksum can tell.
     const raw = new ClassicLevel<string, Uint8Array>(n2, { valueEncoding: 'view' });
     await raw.open();
-    const stored = await raw.get('!g1.state!k/victim');
+    const stored = await raw.get('!g1.state!k/0000/d/victim');
     expect(stored, 'the victim under its state key').toBeDefined();
     const damaged = new Uint8Array(stored ?? []);
     damaged[damaged.length - 100] = (damaged[damaged.length - 100] ?? 0) ^ 1;
-    await raw.put('!g1.state!k/victim', damaged);
+    await raw.put('!g1.state!k/0000/d/victim', damaged);
     await raw.close();
 
     ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
@@ -102,7 +102,7 @@ describe('shardpax server on damaged storage', () => {
       const got = await Promise.race([db.get('victim').catch(() => undefined), exitOf(c2, 'n2', 20_000).then(() => undefined)]);
       if (got !== undefined) expect(Buffer.from(got).equals(victim)).toBe(true); // never the damaged bytes
       const n2Says = await exitOf(c2, 'n2', 20_000);
-      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "g1.state", key "k/victim": checksum mismatch`);
+      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "g1.state", key "k/0000/d/victim": checksum mismatch`);
       expect(n2Says).toContain('shardpax server --rebuild');
     } finally {
       await db.close();

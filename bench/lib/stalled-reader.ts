@@ -395,7 +395,7 @@ export class StalledReader {
 
 async function register(conn: RawGrpcConnection, timeoutMs: number): Promise<number> {
   const nonce = randomInt(2 ** 47);
-  const id = conn.call(AmoCommand.encode({ kind: { $case: 'register', value: { nonce } } }).finish());
+  const id = conn.call(AmoCommand.encode({ kind: { $case: 'register', value: { nonce } }, shard: 0 }).finish());
   if (!(await conn.waitFor([id], timeoutMs))) {
     throw new Error(`${conn.address}: session registration not answered in ${timeoutMs} ms${conn.error === undefined ? '' : ` (${conn.error})`}`);
   }
@@ -409,7 +409,7 @@ async function register(conn: RawGrpcConnection, timeoutMs: number): Promise<num
 /** A get of `key`: a session-less read whose id is made from (session, seq), so replies can be told apart. */
 function getRequest(session: number, seq: number, _ackedBelow: number, key: string): Uint8Array {
   const command = KvCommand.encode({ kind: { $case: 'get', value: { key } } }).finish();
-  return AmoCommand.encode({ kind: { $case: 'read', value: { id: session * 1_000_000 + seq, command } } }).finish();
+  return AmoCommand.encode({ kind: { $case: 'read', value: { id: session * 1_000_000 + seq, command } }, shard: 0 }).finish();
 }
 
 function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {

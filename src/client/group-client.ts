@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { assert } from '../core/assert.js';
 import type { Env, ProtocolNode } from '../core/env.js';
-import { type GroupId, millis, type NodeId, nodeId } from '../core/ids.js';
+import { type GroupId, millis, type NodeId, nodeId, shardId } from '../core/ids.js';
 import { ClientSession, type Outcome } from '../rpc/client-session.js';
 import type { RpcMessage, RpcTimer } from '../rpc/messages.js';
 import { type ClusterConfig, ClusterConfigError, loadClusterConfig } from '../runtime/cluster-config.js';
@@ -67,7 +67,7 @@ interface Waiter {
 class SessionNode implements ProtocolNode<RpcMessage, RpcTimer> {
   readonly session: ClientSession;
   constructor(env: Env<RpcMessage, RpcTimer>, servers: readonly NodeId[], window: number, onOutcome: (t: number, o: Outcome) => void) {
-    this.session = new ClientSession(env, { servers, retryMs: millis(500), window, timerOwner: 0 }, onOutcome);
+    this.session = new ClientSession(env, { servers, retryMs: millis(500), window, timerOwner: 0, shard: shardId(0) }, onOutcome);
   }
   onMessage(_from: NodeId, m: RpcMessage): void {
     if (m.type === 'ClientResult') this.session.onResult(m.result);

@@ -45,7 +45,7 @@ export class UnaryClientTransport implements Transport<RpcMessage> {
     for (const m of messages) {
       if (m.type !== 'ClientCommand') continue;
       const options = { deadline: Date.now() + this.callTimeoutMs };
-      client.submit({ group: this.group, command: amoCommandToWire(m.command) }, this.metadata.clone(), options, (err, response) => {
+      client.submit({ group: this.group, command: amoCommandToWire(m.command, m.shard) }, this.metadata.clone(), options, (err, response) => {
         if (this.closed) return;
         if (err !== null) {
           const refused = wrongCluster(err, this.endpoints.get(to) ?? to, this.clusterId, true);

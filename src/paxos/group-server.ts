@@ -5,20 +5,23 @@
 // (answering duplicates from the exactly-once table without a round of
 // Paxos), proposes them as opaque bytes, applies each decided slot to the
 // exactly-once wrapper around the application, and answers the clients
-// waiting on this server. State lives on disk: the application's state and
-// cached results in STATE_SPACE, the small session table in SESSIONS_SPACE.
+// waiting on this server. State lives on disk, in STATE_SPACE, laid out per
+// shard: shard s's application state, exactly-once table and cached results
+// all lie under `k/<s>/`, one contiguous range that can move as a whole. A
+// group that is not sharded (the shard master's) keeps everything in shard 0.
 //
 // Invariants: `waiting` holds at most `maxWaiting` clients; a decided command
-// that does not decode is skipped identically on every replica.
+// that does not decode, or names a shard out of range, is skipped identically
+// on every replica.
 import type { Application, StateStore } from '../core/application.js';
 import { assert, assertNever } from '../core/assert.js';
 import type { Env, ProtocolNode } from '../core/env.js';
-import type { NodeId, Slot } from '../core/ids.js';
+import { type NodeId, type ShardId, type Slot, shardId } from '../core/ids.js';
 import { mark } from '../core/marks.js';
-import { del, put, type ScanRequest, type ScanResult, type StoredState, space } from '../core/storage.js';
+import { del, put, type ScanRequest, type ScanResult, type StoredState } from '../core/storage.js';
 import { AmoApplication, type AmoOptions, type AmoStores, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
-import { amoCommandCodec } from '../rpc/codec.js';
-import type { AmoCommand, AmoResult, RpcMessage, RpcTimer } from '../rpc/messages.js';
+import { shardedCommandCodec } from '../rpc/codec.js';
+import type { AmoCommand, AmoResult, RpcMessage, RpcTimer, ShardedCommand } from '../rpc/messages.js';
 import type { Batch, PaxosMessage, PaxosTimer } from './messages.js';
 import { PAXOS_PRELOAD, PAXOS_SPACES, type PaxosObserver, PaxosServer, type PaxosServerConfig } from './paxos-server.js';
 
@@ -28,17 +31,21 @@ export type GroupTimer = PaxosTimer | RpcTimer;
 export const STATE_SPACE = 'state';
 /** A command a client retransmits is proposed again only this long after the last time. */
 const REPROPOSE_AFTER_MS = 2_000;
-export const SESSIONS_SPACE = 'sessions';
 /** Every space a group server keeps, and those it reads whole at start. */
-export const GROUP_SPACES = [...PAXOS_SPACES, STATE_SPACE, SESSIONS_SPACE] as const;
-export const GROUP_PRELOAD = [...PAXOS_PRELOAD, SESSIONS_SPACE] as const;
-const RESULTS_PREFIX = 'r/';
-const DATA_PREFIX = 'k/';
+export const GROUP_SPACES = [...PAXOS_SPACES, STATE_SPACE] as const;
+export const GROUP_PRELOAD = [...PAXOS_PRELOAD] as const;
+
+/** The prefix of shard `s`'s range in STATE_SPACE: everything the shard holds, and nothing else. */
+export function shardPrefix(s: ShardId): string {
+  return `k/${String(s).padStart(4, '0')}/`;
+}
 
 export interface GroupServerConfig extends PaxosServerConfig {
   /** Clients waiting for an answer, at most (the oldest are forgotten: they retry). */
   readonly maxWaiting: number;
   readonly amo: AmoOptions;
+  /** Shards 0..shards-1 have state here; a command for another is dropped at the door (1: not sharded). */
+  readonly shards?: number;
 }
 
 /** What tests watch a group server do. */
@@ -52,7 +59,6 @@ export const DEFAULT_GROUP_TUNING = { maxWaiting: 100_000, amo: DEFAULT_AMO_OPTI
 export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   readonly paxos: PaxosServer;
   readonly amo: AmoApplication;
-  private readonly stores: AmoStores;
   /** Command key -> the client to answer when it applies, and when this server last proposed it. */
   private readonly waiting = new Map<string, { readonly client: NodeId; readonly proposedAt: number }>();
   private readonly members: ReadonlySet<NodeId>;
@@ -64,24 +70,15 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     stored: StoredState,
     private readonly observer: GroupObserver = {},
   ) {
-    this.stores = {
-      sessions: this.store(SESSIONS_SPACE, ''),
-      results: this.store(STATE_SPACE, RESULTS_PREFIX),
-      app: this.store(STATE_SPACE, DATA_PREFIX),
-    };
     this.members = new Set(config.members);
     this.amo = new AmoApplication(application, config.amo);
-    this.amo.load(space(stored, SESSIONS_SPACE));
     this.paxos = new PaxosServer(
       env,
       config,
       {
         apply: (s, batch) => this.applySlot(s, batch),
-        stateSpaces: [
-          { name: SESSIONS_SPACE, small: true },
-          { name: STATE_SPACE, small: false },
-        ],
-        restored: (small) => this.amo.load(small.get(SESSIONS_SPACE) ?? []),
+        stateSpaces: [{ name: STATE_SPACE, small: false }],
+        restored: () => this.restored(),
       },
       stored,
       observer,
@@ -97,7 +94,11 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
           this.paxos.invalid.count('client-command-from-peer', `ClientCommand from member ${from}`);
           return;
         }
-        if (this.admit(from, m.command)) this.paxos.propose([amoCommandCodec.encode(m.command)]);
+        if (m.shard >= (this.config.shards ?? 1)) {
+          this.paxos.invalid.count('shard-out-of-range', `ClientCommand for shard ${m.shard} from ${from}`);
+          return;
+        }
+        if (this.admit(from, m)) this.paxos.propose([shardedCommandCodec.encode(m)]);
         return;
       case 'ClientResult':
         this.paxos.invalid.count('client-result-at-server', `ClientResult from ${from}: servers are not clients`);
@@ -116,21 +117,33 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     this.paxos.onScanned(request, result);
   }
 
-  /** The value this replica's application stores under `key`, for tests and inspection: no round of Paxos, may be stale. */
-  peek(key: string): Uint8Array | undefined {
-    return this.stores.app.get(key);
+  /** The value this replica's application stores under `key` in `shard`, for tests and inspection: no round of Paxos, may be stale. */
+  peek(key: string, shard: ShardId = shardId(0)): Uint8Array | undefined {
+    return this.stores(shard).app.get(key);
   }
 
   checkInvariants(): void {
     this.paxos.checkInvariants();
-    this.amo.checkInvariants();
     assert(this.waiting.size <= this.config.maxWaiting, 'too many waiting clients');
   }
 
+  /** Shard `s`'s exactly-once table, cached results and application state: all under its prefix. */
+  protected stores(s: ShardId): AmoStores {
+    const prefix = shardPrefix(s);
+    return {
+      sessions: this.store(STATE_SPACE, `${prefix}x/`),
+      results: this.store(STATE_SPACE, `${prefix}r/`),
+      app: this.store(STATE_SPACE, `${prefix}d/`),
+    };
+  }
+
+  /** A state transfer replaced the stored state: a host that caches any of it reloads here. */
+  protected restored(): void {}
+
   /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
-  private admit(client: NodeId, command: AmoCommand): boolean {
+  private admit(client: NodeId, { shard, command }: ShardedCommand): boolean {
     if (command.kind === 'request') {
-      const cached = this.amo.cachedResult(command.session, command.seq, this.stores.results);
+      const cached = this.amo.cachedResult(command.session, command.seq, this.stores(shard));
       if (cached !== undefined) {
         mark('group server answers a duplicate from the table');
         this.reply(client, { kind: 'result', session: command.session, seq: command.seq, result: cached });
@@ -155,14 +168,16 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
 
   private applySlot(s: Slot, batch: Batch): void {
     for (const bytes of batch) {
+      let shard: ShardId;
       let command: AmoCommand;
       try {
-        command = amoCommandCodec.decode(bytes);
+        ({ shard, command } = shardedCommandCodec.decode(bytes));
       } catch {
         mark('group server skips a command that does not decode');
         continue;
       }
-      const result = this.amo.apply(command, this.stores);
+      if (shard >= (this.config.shards ?? 1)) continue; // only a faulty member proposes one: the door drops them
+      const result = this.amo.apply(command, this.stores(shard));
       const key = commandKey(command);
       const client = this.waiting.get(key)?.client;
       if (client === undefined) continue;
@@ -170,7 +185,6 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       this.observer.answered?.(this.config.self, s);
       this.reply(client, result);
     }
-    this.amo.flush(this.stores);
   }
 
   private reply(to: NodeId, result: AmoResult): void {

@@ -3,12 +3,19 @@
 // replica deduplicates identically. Clients retry until answered, which turns
 // at-most-once into exactly-once.
 //
-// Storage (DESIGN.md 3): session records and the wrapper's counters are few
-// and small (at most `maxSessions`), so they are kept in memory and written
-// through to their own small space, which a restarting replica reads whole.
-// Cached results live on disk only, next to the application's state. Reads
-// (`read` commands) have no place in the table at all: a retried read reads
-// again.
+// Embeddable: one table per shard (DESIGN.md 2.4). The wrapper holds no state
+// of its own: the table lives in the stores it is handed on each call, read
+// and written through them (getSync over the step's overlay, DESIGN.md 3). A
+// KV group keeps one table per shard, under the shard's own key prefix, so
+// the table moves with the shard's data as one range; memory stays bounded
+// however many shards and sessions there are.
+//
+// Layout of the sessions store: `m` the counters (AmoMeta); `s/<id>` a session
+// record; `n/<nonce>` the live session a registration nonce opened; `a/<t>`
+// the session last active at command count t (each command touches at most
+// one session, so each t names at most one). Expiry walks `a/` upward from a
+// stored cursor: each count is visited once in the table's life, so the walk
+// costs O(1) reads per command amortized, with no range scans.
 //
 // Invariants:
 // - a (session, seq) is applied to the inner application at most once;
@@ -18,7 +25,7 @@
 //   applied iff its result is stored;
 // - sessions expire deterministically, by count of applied commands (never
 //   wall clock), and the table holds at most `maxSessions`.
-import type { Application, StateStore } from '../core/application.js';
+import type { Application, StateReader, StateStore } from '../core/application.js';
 import { assert, assertNever } from '../core/assert.js';
 import { type Seq, type SessionId, seq, sessionId } from '../core/ids.js';
 import * as wire from '../gen/shardpax/v1/session.js';
@@ -39,11 +46,11 @@ export const DEFAULT_AMO_OPTIONS: AmoOptions = {
   maxWindow: 1024,
 };
 
-/** Where the wrapper keeps what it keeps. */
+/** Where one table keeps what it keeps (one set per shard). */
 export interface AmoStores {
-  /** Small: session records and counters; read whole at start (`AmoApplication.load`). */
+  /** Session records, their indexes and the counters. */
   readonly sessions: StateStore;
-  /** Cached results, under RESULT_PREFIX. */
+  /** Cached results. */
   readonly results: StateStore;
   /** The inner application's state. */
   readonly app: StateStore;
@@ -56,21 +63,21 @@ interface SessionState {
   nextSeq: Seq;
 }
 
-/** Key of the counters record in the sessions store; session records are under their hex id. */
-export const AMO_META_KEY = 'meta';
+interface Meta {
+  /** Commands applied so far: the clock sessions expire by. */
+  applied: number;
+  nextSession: number;
+  /** Live sessions. */
+  sessions: number;
+  /** No session was last active before this count: where the expiry walk resumes. */
+  oldestActive: number;
+}
+
+/** Key of the counters record in the sessions store. */
+export const AMO_META_KEY = 'm';
 const SESSION_PREFIX = 's/';
 
 export class AmoApplication {
-  private applied = 0;
-  private nextSession = 1;
-  /** Least recently active first: touching a session moves it to the end. */
-  private sessions = new Map<SessionId, SessionState>();
-  /** Registration nonce -> its live session. */
-  private byNonce = new Map<number, SessionId>();
-  /** Sessions changed since the last flush(): their records are written once per flush, not per command. */
-  private readonly dirty = new Set<SessionId>();
-  private metaDirty = false;
-
   constructor(
     private readonly inner: Application,
     private readonly options: AmoOptions = DEFAULT_AMO_OPTIONS,
@@ -78,43 +85,17 @@ export class AmoApplication {
     assert(options.maxSessions > 0 && options.sessionTtlCommands > 0 && options.maxWindow > 0);
   }
 
-  /** Rebuilds the table from the sessions store's records (at start, or after a state transfer). */
-  load(records: Iterable<readonly [string, Uint8Array]>): void {
-    this.applied = 0;
-    this.nextSession = 1;
-    const loaded: Array<[SessionId, SessionState]> = [];
-    for (const [key, bytes] of records) {
-      if (key === AMO_META_KEY) {
-        const m = wire.AmoMeta.decode(bytes);
-        this.applied = m.applied;
-        this.nextSession = m.nextSession;
-        continue;
-      }
-      assert(key.startsWith(SESSION_PREFIX), `unexpected key ${JSON.stringify(key)} in the session table`);
-      const r = wire.SessionRecord.decode(bytes);
-      assert(sessionKey(sessionId(r.session)) === key, 'session record filed under another key');
-      loaded.push([
-        sessionId(r.session),
-        { nonce: r.nonce, ackedBelow: seq(r.ackedBelow), lastActive: r.lastActive, nextSeq: seq(r.nextSeq) },
-      ]);
-    }
-    loaded.sort(([, a], [, b]) => a.lastActive - b.lastActive);
-    this.sessions = new Map(loaded);
-    this.byNonce = new Map(loaded.map(([id, s]) => [s.nonce, id]));
-    this.dirty.clear();
-    this.metaDirty = false;
-  }
-
   apply(command: AmoCommand, stores: AmoStores): AmoResult {
-    this.applied += 1;
-    this.expireIdle(stores);
+    const meta = readMeta(stores.sessions);
+    meta.applied += 1;
+    this.expireIdle(meta, stores);
     let result: AmoResult;
     switch (command.kind) {
       case 'register':
-        result = this.register(command.nonce, stores);
+        result = this.register(command.nonce, meta, stores);
         break;
       case 'request':
-        result = this.request(command, stores);
+        result = this.request(command, meta, stores);
         break;
       case 'read':
         result = { kind: 'read', id: command.id, result: this.inner.query(command.command, stores.app) };
@@ -122,81 +103,63 @@ export class AmoApplication {
       default:
         return assertNever(command, 'AmoCommand');
     }
-    this.metaDirty = true;
+    stores.sessions.put(AMO_META_KEY, wire.AmoMeta.encode(meta).finish());
     return result;
   }
 
-  /**
-   * Writes the records that apply() changed. The host calls it after each
-   * decided slot, in the same step, so the records land with the state writes.
-   */
-  flush(stores: AmoStores): void {
-    for (const id of this.dirty) {
-      const s = this.sessions.get(id);
-      assert(s !== undefined, 'a dirty session that is gone');
-      stores.sessions.put(sessionKey(id), encodeRecord(id, s));
-    }
-    this.dirty.clear();
-    if (this.metaDirty) {
-      stores.sessions.put(AMO_META_KEY, wire.AmoMeta.encode({ applied: this.applied, nextSession: this.nextSession }).finish());
-      this.metaDirty = false;
-    }
-  }
-
   /** Whether this (session, seq) was already applied: replicas answer such duplicates without the log. */
-  cachedResult(session: SessionId, s: Seq, results: StateStore): Uint8Array | undefined {
-    const state = this.sessions.get(session);
+  cachedResult(session: SessionId, s: Seq, stores: Pick<AmoStores, 'sessions' | 'results'>): Uint8Array | undefined {
+    const state = readSession(stores.sessions, session);
     if (state === undefined || s < state.ackedBelow || s >= state.nextSeq) return undefined;
-    return results.get(resultKey(session, s));
+    return stores.results.get(resultKey(session, s));
   }
 
-  sessionCount(): number {
-    return this.sessions.size;
+  sessionCount(sessions: StateReader): number {
+    return readMeta(sessions).sessions;
   }
 
-  checkInvariants(): void {
-    assert(this.sessions.size <= this.options.maxSessions, 'too many sessions');
-    assert(this.byNonce.size === this.sessions.size, 'nonce index out of step with the sessions');
-    let last = -1;
-    for (const [id, s] of this.sessions) {
-      assert(s.lastActive >= last, 'sessions out of activity order');
-      last = s.lastActive;
-      assert(this.byNonce.get(s.nonce) === id, 'nonce index points elsewhere');
-      assert(s.nextSeq <= s.ackedBelow + this.options.maxWindow || s.nextSeq === s.ackedBelow, 'results past the window');
-    }
+  /** Checks the table's counters (the records themselves are checked as they are read). */
+  checkInvariants(sessions: StateReader): void {
+    const meta = readMeta(sessions);
+    assert(meta.sessions >= 0 && meta.sessions <= this.options.maxSessions, 'too many sessions');
+    assert(meta.oldestActive <= meta.applied + 1, 'the expiry cursor ran past the clock');
   }
 
-  private register(nonce: number, stores: AmoStores): AmoResult {
-    const existing = this.byNonce.get(nonce);
-    if (existing !== undefined) return { kind: 'registered', nonce, session: existing };
-    const id = sessionId(this.nextSession++);
-    const state: SessionState = { nonce, ackedBelow: seq(0), lastActive: this.applied, nextSeq: seq(0) };
-    this.sessions.set(id, state);
-    this.byNonce.set(nonce, id);
-    this.dirty.add(id);
-    while (this.sessions.size > this.options.maxSessions) this.evictOldest(stores);
+  private register(nonce: number, meta: Meta, stores: AmoStores): AmoResult {
+    const existing = stores.sessions.get(nonceKey(nonce));
+    if (existing !== undefined) return { kind: 'registered', nonce, session: decodeId(existing) };
+    const id = sessionId(meta.nextSession++);
+    const state: SessionState = { nonce, ackedBelow: seq(0), lastActive: meta.applied, nextSeq: seq(0) };
+    writeSession(stores.sessions, id, state);
+    stores.sessions.put(nonceKey(nonce), encodeId(id));
+    stores.sessions.put(activeKey(meta.applied), encodeId(id));
+    meta.sessions += 1;
+    while (meta.sessions > this.options.maxSessions) this.evictOldest(meta, stores);
     return { kind: 'registered', nonce, session: id };
   }
 
-  private request(c: Extract<AmoCommand, { kind: 'request' }>, stores: AmoStores): AmoResult {
-    const state = this.sessions.get(c.session);
+  private request(c: Extract<AmoCommand, { kind: 'request' }>, meta: Meta, stores: AmoStores): AmoResult {
+    const state = readSession(stores.sessions, c.session);
     if (state === undefined) return { kind: 'expired', session: c.session, seq: c.seq };
-    this.touch(c.session, state);
+    this.touch(c.session, state, meta, stores);
     this.forgetAcknowledged(c.session, state, c.ackedBelow, stores);
+    let result: AmoResult;
     // Below ackedBelow the client has its result already; past the window it broke the protocol.
     if (c.seq < state.ackedBelow || c.seq >= state.ackedBelow + this.options.maxWindow) {
-      this.dirty.add(c.session);
-      return { kind: 'expired', session: c.session, seq: c.seq };
+      result = { kind: 'expired', session: c.session, seq: c.seq };
+    } else {
+      const key = resultKey(c.session, c.seq);
+      let bytes = c.seq < state.nextSeq ? stores.results.get(key) : undefined;
+      if (bytes === undefined) {
+        bytes = this.inner.apply(c.command, stores.app);
+        stores.results.put(key, bytes);
+        if (c.seq >= state.nextSeq) state.nextSeq = seq(c.seq + 1);
+      }
+      result = { kind: 'result', session: c.session, seq: c.seq, result: bytes };
     }
-    const key = resultKey(c.session, c.seq);
-    let result = c.seq < state.nextSeq ? stores.results.get(key) : undefined;
-    if (result === undefined) {
-      result = this.inner.apply(c.command, stores.app);
-      stores.results.put(key, result);
-      if (c.seq >= state.nextSeq) state.nextSeq = seq(c.seq + 1);
-    }
-    this.dirty.add(c.session);
-    return { kind: 'result', session: c.session, seq: c.seq, result };
+    assert(state.nextSeq <= state.ackedBelow + this.options.maxWindow || state.nextSeq === state.ackedBelow, 'results past the window');
+    writeSession(stores.sessions, c.session, state);
+    return result;
   }
 
   /** Drops the results the client holds: at most `maxWindow` keys, since results live only inside the window. */
@@ -208,48 +171,84 @@ export class AmoApplication {
     if (state.nextSeq < ackedBelow) state.nextSeq = ackedBelow;
   }
 
-  private touch(id: SessionId, state: SessionState): void {
-    state.lastActive = this.applied;
-    this.sessions.delete(id);
-    this.sessions.set(id, state);
+  private touch(id: SessionId, state: SessionState, meta: Meta, stores: AmoStores): void {
+    stores.sessions.del(activeKey(state.lastActive));
+    state.lastActive = meta.applied;
+    stores.sessions.put(activeKey(state.lastActive), encodeId(id));
   }
 
-  private expireIdle(stores: AmoStores): void {
-    for (const [id, state] of this.sessions) {
-      if (this.applied - state.lastActive <= this.options.sessionTtlCommands) return;
-      this.forget(id, state, stores);
+  private expireIdle(meta: Meta, stores: AmoStores): void {
+    while (meta.applied - meta.oldestActive > this.options.sessionTtlCommands) {
+      const id = stores.sessions.get(activeKey(meta.oldestActive));
+      meta.oldestActive += 1;
+      if (id !== undefined) this.forget(decodeId(id), meta, stores);
     }
   }
 
-  private evictOldest(stores: AmoStores): void {
-    const oldest = this.sessions.entries().next();
-    assert(!oldest.done);
-    this.forget(...oldest.value, stores);
+  private evictOldest(meta: Meta, stores: AmoStores): void {
+    for (;;) {
+      assert(meta.oldestActive <= meta.applied, 'no live session to evict');
+      const id = stores.sessions.get(activeKey(meta.oldestActive));
+      meta.oldestActive += 1;
+      if (id !== undefined) return this.forget(decodeId(id), meta, stores);
+    }
   }
 
-  private forget(id: SessionId, state: SessionState, stores: AmoStores): void {
+  private forget(id: SessionId, meta: Meta, stores: AmoStores): void {
+    const state = readSession(stores.sessions, id);
+    assert(state !== undefined, `the activity index names session ${id}, which has no record`);
     for (let s = state.ackedBelow; s < state.nextSeq; s++) stores.results.del(resultKey(id, seq(s)));
     stores.sessions.del(sessionKey(id));
-    this.sessions.delete(id);
-    this.byNonce.delete(state.nonce);
-    this.dirty.delete(id);
+    stores.sessions.del(nonceKey(state.nonce));
+    stores.sessions.del(activeKey(state.lastActive));
+    meta.sessions -= 1;
   }
 }
 
-function encodeRecord(id: SessionId, s: SessionState): Uint8Array {
-  return wire.SessionRecord.encode({
-    session: id,
-    nonce: s.nonce,
-    ackedBelow: s.ackedBelow,
-    lastActive: s.lastActive,
-    nextSeq: s.nextSeq,
-  }).finish();
+function readMeta(sessions: StateReader): Meta {
+  const bytes = sessions.get(AMO_META_KEY);
+  if (bytes === undefined) return { applied: 0, nextSession: 1, sessions: 0, oldestActive: 0 };
+  const m = wire.AmoMeta.decode(bytes);
+  return { applied: m.applied, nextSession: m.nextSession, sessions: m.sessions, oldestActive: m.oldestActive };
+}
+
+function readSession(sessions: StateReader, id: SessionId): SessionState | undefined {
+  const bytes = sessions.get(sessionKey(id));
+  if (bytes === undefined) return undefined;
+  const r = wire.SessionRecord.decode(bytes);
+  assert(r.session === id, 'session record filed under another key');
+  return { nonce: r.nonce, ackedBelow: seq(r.ackedBelow), lastActive: r.lastActive, nextSeq: seq(r.nextSeq) };
+}
+
+function writeSession(sessions: StateStore, id: SessionId, s: SessionState): void {
+  const record = { session: id, nonce: s.nonce, ackedBelow: s.ackedBelow, lastActive: s.lastActive, nextSeq: s.nextSeq };
+  sessions.put(sessionKey(id), wire.SessionRecord.encode(record).finish());
+}
+
+function hex(n: number): string {
+  return n.toString(16).padStart(14, '0');
+}
+
+function encodeId(id: SessionId): Uint8Array {
+  return new TextEncoder().encode(hex(id));
+}
+
+function decodeId(bytes: Uint8Array): SessionId {
+  return sessionId(Number.parseInt(new TextDecoder().decode(bytes), 16));
 }
 
 function sessionKey(id: SessionId): string {
-  return SESSION_PREFIX + id.toString(16).padStart(14, '0');
+  return SESSION_PREFIX + hex(id);
+}
+
+function nonceKey(nonce: number): string {
+  return `n/${hex(nonce)}`;
+}
+
+function activeKey(count: number): string {
+  return `a/${hex(count)}`;
 }
 
 function resultKey(id: SessionId, s: Seq): string {
-  return `${id.toString(16).padStart(14, '0')}/${s.toString(16).padStart(14, '0')}`;
+  return `${hex(id)}/${hex(s)}`;
 }

@@ -15,7 +15,7 @@
 // filled with duplicates and throughput collapsed.
 import { assert, assertNever } from '../core/assert.js';
 import type { Env } from '../core/env.js';
-import { type Millis, type NodeId, type Seq, type SessionId, seq } from '../core/ids.js';
+import { type ConfigNum, type Millis, type NodeId, type Seq, type SessionId, type ShardId, seq } from '../core/ids.js';
 import type { AmoResult, RpcMessage, RpcTimer } from './messages.js';
 
 export type Outcome = { readonly ok: true; readonly result: Uint8Array } | { readonly ok: false; readonly error: 'expired' };
@@ -27,6 +27,8 @@ export interface ClientSessionOptions {
   readonly window: number;
   /** Tells timers of this session apart from others in the same node. */
   readonly timerOwner: number;
+  /** The shard this session's commands go to: a session lives in one shard's exactly-once table. */
+  readonly shard: ShardId;
 }
 
 interface Pending {
@@ -76,6 +78,7 @@ export class ClientSession {
     private readonly env: Env<RpcMessage, RpcTimer>,
     private readonly options: ClientSessionOptions,
     private readonly onOutcome: (ticket: number, outcome: Outcome) => void,
+    private readonly onWrongGroup?: (configNum: ConfigNum) => void,
   ) {
     assert(options.servers.length > 0, 'a session needs at least one server');
     assert(options.window > 0);
@@ -134,6 +137,11 @@ export class ClientSession {
         this.pump();
         return;
       }
+      case 'wrongGroup':
+        // Nothing was applied: the commands stay in flight, and go to the shard's new owner once the owner of this
+        // session points it there (retarget); the session itself moves with the shard.
+        this.onWrongGroup?.(result.configNum);
+        return;
       default:
         assertNever(result, 'AmoResult');
     }
@@ -266,17 +274,18 @@ export class ClientSession {
   }
 
   private sendRead(r: ReadInFlight): void {
-    this.env.send(this.server(), { type: 'ClientCommand', command: { kind: 'read', id: r.id, command: r.command } });
+    this.env.send(this.server(), { type: 'ClientCommand', shard: this.options.shard, command: { kind: 'read', id: r.id, command: r.command } });
   }
 
   private sendRegister(nonce: number): void {
-    this.env.send(this.server(), { type: 'ClientCommand', command: { kind: 'register', nonce } });
+    this.env.send(this.server(), { type: 'ClientCommand', shard: this.options.shard, command: { kind: 'register', nonce } });
   }
 
   private sendRequest(session: SessionId, s: Seq, command: Uint8Array): void {
     const ackedBelow = this.ackedBelow();
     this.env.send(this.server(), {
       type: 'ClientCommand',
+      shard: this.options.shard,
       command: { kind: 'request', session, seq: s, ackedBelow, command },
     });
   }

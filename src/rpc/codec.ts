@@ -4,24 +4,29 @@
 // to a constructor that asserts.
 import { assertNever } from '../core/assert.js';
 import type { Codec } from '../core/application.js';
-import { type Seq, type SessionId, seq, sessionId } from '../core/ids.js';
+import { type ConfigNum, configNum, type Seq, type SessionId, type ShardId, seq, sessionId, shardId } from '../core/ids.js';
 import type { PeerMessage } from '../gen/shardpax/v1/peer.js';
 import * as wire from '../gen/shardpax/v1/session.js';
-import type { AmoCommand, AmoResult, RpcMessage } from './messages.js';
+import type { AmoCommand, AmoResult, RpcMessage, ShardedCommand } from './messages.js';
 
-export function amoCommandToWire(c: AmoCommand): wire.AmoCommand {
+export function amoCommandToWire(c: AmoCommand, shard: ShardId): wire.AmoCommand {
+  return { ...amoKindToWire(c), shard };
+}
+
+function amoKindToWire(c: AmoCommand): wire.AmoCommand {
   switch (c.kind) {
     case 'register':
-      return { kind: { $case: 'register', value: { nonce: c.nonce } } };
+      return { kind: { $case: 'register', value: { nonce: c.nonce } }, shard: 0 };
     case 'request':
       return {
         kind: {
           $case: 'request',
           value: { session: c.session, seq: c.seq, ackedBelow: c.ackedBelow, command: c.command },
         },
+        shard: 0,
       };
     case 'read':
-      return { kind: { $case: 'read', value: { id: c.id, command: c.command } } };
+      return { kind: { $case: 'read', value: { id: c.id, command: c.command } }, shard: 0 };
     default:
       return assertNever(c, 'AmoCommand');
   }
@@ -58,6 +63,11 @@ export function amoResultToWire(r: AmoResult): wire.AmoResult {
       return { kind: { $case: 'expired', value: { session: r.session, seq: r.seq } } };
     case 'read':
       return { kind: { $case: 'read', value: { id: r.id, result: r.result } } };
+    case 'wrongGroup': {
+      // The refused command travels without its payload: its ids tell the client which one it was.
+      const refused = amoCommandToWire(withoutPayload(r.refused), r.shard);
+      return { kind: { $case: 'wrongGroup', value: { shard: r.shard, configNum: r.configNum, refused } } };
+    }
     default:
       return assertNever(r, 'AmoResult');
   }
@@ -75,6 +85,15 @@ export function amoResultFromWire(w: wire.AmoResult): AmoResult {
       return { kind: 'expired', session: wireSession(k.value.session), seq: wireSeq(k.value.seq, 'seq') };
     case 'read':
       return { kind: 'read', id: k.value.id, result: k.value.result };
+    case 'wrongGroup': {
+      if (k.value.refused === undefined) throw new WireError('WrongGroup without the refused command');
+      return {
+        kind: 'wrongGroup',
+        shard: wireShard(k.value.shard),
+        configNum: wireConfigNum(k.value.configNum),
+        refused: amoCommandFromWire(k.value.refused),
+      };
+    }
     default:
       return assertNever(k, 'AmoResult wire kind');
   }
@@ -101,17 +120,28 @@ export function wireNat(n: number, max: number, what: string): number {
 // Checked first, so the ids' own assertions cannot fire on input.
 const wireSession = (n: number): SessionId => sessionId(wireNat(n, MAX_SEQ, 'session id'));
 const wireSeq = (n: number, what: string): Seq => seq(wireNat(n, MAX_SEQ, what));
+/** Shard ids are checked against the cluster's shard count by the group that serves them. */
+export const wireShard = (n: number): ShardId => shardId(wireNat(n, 2 ** 32 - 1, 'shard'));
+export const wireConfigNum = (n: number): ConfigNum => configNum(wireNat(n, Number.MAX_SAFE_INTEGER, 'config number'));
 
-export const amoCommandCodec: Codec<AmoCommand> = {
-  encode: (c) => wire.AmoCommand.encode(amoCommandToWire(c)).finish(),
-  decode: (b) => amoCommandFromWire(wire.AmoCommand.decode(b)),
+function withoutPayload(c: AmoCommand): AmoCommand {
+  return c.kind === 'register' ? c : { ...c, command: new Uint8Array() };
+}
+
+/** What a group's log stores of a client's command. */
+export const shardedCommandCodec: Codec<ShardedCommand> = {
+  encode: (c) => wire.AmoCommand.encode(amoCommandToWire(c.command, c.shard)).finish(),
+  decode: (b) => {
+    const w = wire.AmoCommand.decode(b);
+    return { shard: wireShard(w.shard), command: amoCommandFromWire(w) };
+  },
 };
 
 /** RpcMessage <-> the peer stream's message. */
 export function rpcToWire(m: RpcMessage): PeerMessage {
   switch (m.type) {
     case 'ClientCommand':
-      return { body: { $case: 'clientCommand', value: amoCommandToWire(m.command) } };
+      return { body: { $case: 'clientCommand', value: amoCommandToWire(m.command, m.shard) } };
     case 'ClientResult':
       return { body: { $case: 'clientResult', value: amoResultToWire(m.result) } };
     default:
@@ -124,7 +154,7 @@ export function rpcFromWire(w: PeerMessage): RpcMessage {
   if (b === undefined) throw new WireError('PeerMessage without a body');
   switch (b.$case) {
     case 'clientCommand':
-      return { type: 'ClientCommand', command: amoCommandFromWire(b.value) };
+      return { type: 'ClientCommand', shard: wireShard(b.value.shard), command: amoCommandFromWire(b.value) };
     case 'clientResult':
       return { type: 'ClientResult', result: amoResultFromWire(b.value) };
     case 'paxos':

@@ -26,7 +26,7 @@ import { KvServiceService, type SubmitRequest } from '../gen/shardpax/v1/client.
 import * as wire from '../gen/shardpax/v1/session.js';
 import type { NodeMessage } from '../paxos/group-env.js';
 import type { GroupMessage } from '../paxos/group-server.js';
-import { amoCommandFromWire, amoResultToWire } from '../rpc/codec.js';
+import { amoCommandFromWire, amoResultToWire, wireShard } from '../rpc/codec.js';
 import type { AmoResult } from '../rpc/messages.js';
 import { clusterRefusal } from './cluster-guard.js';
 import { MAX_WIRE_MESSAGE_BYTES } from './grpc-transport.js';
@@ -158,9 +158,11 @@ export class ClientGateway implements Transport<Message> {
       return;
     }
     let command;
+    let shard;
     try {
       if (call.request.command === undefined) throw new Error('no command');
       command = amoCommandFromWire(call.request.command);
+      shard = wireShard(call.request.command.shard);
     } catch (err) {
       callback({ code: grpc.status.INVALID_ARGUMENT, details: `malformed command: ${String(err)}` });
       return;
@@ -177,7 +179,7 @@ export class ClientGateway implements Transport<Message> {
     const timer = setTimeout(() => this.end(id, { code: grpc.status.UNAVAILABLE, details: 'not answered in time' }), MAX_CALL_MS);
     this.calls.set(id, { call, callback, timer, peer });
     call.on('cancelled', () => this.end(id));
-    this.handler(id, { group, message: { type: 'ClientCommand', command } });
+    this.handler(id, { group, message: { type: 'ClientCommand', shard, command } });
   };
 
   send(to: NodeId, messages: readonly Message[]): void {

@@ -4,7 +4,7 @@
 import type { Application, StateReader, StateStore } from '../../src/core/application.js';
 import { assert } from '../../src/core/assert.js';
 import type { Env, ProtocolNode } from '../../src/core/env.js';
-import { type NodeId, millis } from '../../src/core/ids.js';
+import { millis, type NodeId, shardId } from '../../src/core/ids.js';
 import { AmoApplication, type AmoOptions, DEFAULT_AMO_OPTIONS } from '../../src/rpc/amo-application.js';
 import { ClientSession, type Outcome } from '../../src/rpc/client-session.js';
 import type { RpcMessage, RpcTimer } from '../../src/rpc/messages.js';
@@ -67,7 +67,6 @@ export class CounterServer implements ProtocolNode<RpcMessage, RpcTimer> {
   onMessage(from: NodeId, m: RpcMessage): void {
     if (m.type !== 'ClientCommand') return;
     const result = this.amo.apply(m.command, this.stores);
-    this.amo.flush(this.stores);
     this.env.send(from, { type: 'ClientResult', result });
   }
 
@@ -98,7 +97,7 @@ export class CounterClient implements ProtocolNode<RpcMessage, RpcTimer>, Client
   constructor(env: Env<RpcMessage, RpcTimer>, options: CounterClientOptions) {
     this.session = new ClientSession(
       env,
-      { servers: [options.server], retryMs: millis(options.retryMs ?? 20), window: options.window, timerOwner: 0 },
+      { servers: [options.server], retryMs: millis(options.retryMs ?? 20), window: options.window, timerOwner: 0, shard: shardId(0) },
       (ticket, outcome) => this.record(ticket, outcome),
     );
     for (let i = 0; i < options.increments; i++) this.session.submit(INCREMENT);

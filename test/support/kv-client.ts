@@ -3,7 +3,7 @@
 // linearizability checker reads (call time, return time, observed output).
 import { assert } from '../../src/core/assert.js';
 import type { Env, ProtocolNode } from '../../src/core/env.js';
-import { type NodeId, millis } from '../../src/core/ids.js';
+import { millis, type NodeId, shardId } from '../../src/core/ids.js';
 import { Prng } from '../../src/core/prng.js';
 import { decodeKvResult, encodeKvCommand } from '../../src/kv/codec.js';
 import type { KvCommand } from '../../src/kv/messages.js';
@@ -42,7 +42,7 @@ export class KvClient implements ProtocolNode<GroupMessage, KvClientTimer> {
     this.rng = new Prng(options.seed);
     this.session = new ClientSession(
       env,
-      { servers: options.servers, retryMs: millis(60), window: 1, timerOwner: 0 },
+      { servers: options.servers, retryMs: millis(60), window: 1, timerOwner: 0, shard: shardId(0) },
       (ticket, outcome) => this.complete(ticket, outcome),
     );
     this.think();

@@ -322,7 +322,7 @@ function staleMessages(t: Target, rng: Prng): PeerMessage[] {
       value: { id, slot: t.applied, space: 'state', entries: [{ key: 'k/a', value: cmd }], next: 'k/b', fromKey: '' },
     }),
     paxosMessage({ $case: 'transferReset', value: { id } }),
-    { body: { $case: 'clientCommand', value: { kind: { $case: 'register', value: { nonce: id } } } }, group: 1 },
+    { body: { $case: 'clientCommand', value: { kind: { $case: 'register', value: { nonce: id } }, shard: 0 } }, group: 1 },
     { body: { $case: 'clientResult', value: { kind: { $case: 'registered', value: { nonce: id, session: 1 } } } }, group: 1 },
   ];
 }

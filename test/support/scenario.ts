@@ -4,7 +4,7 @@
 // `partition`, `crash`, `restart`, `put`, `runUntil`, `expectLeader`.
 import { assert } from '../../src/core/assert.js';
 import type { Env, ProtocolNode } from '../../src/core/env.js';
-import { millis, type NodeId, nodeId } from '../../src/core/ids.js';
+import { millis, type NodeId, nodeId, shardId } from '../../src/core/ids.js';
 import { decodeKvResult, encodeKvCommand } from '../../src/kv/codec.js';
 import { KvGroupServer } from '../../src/kv/group-server.js';
 import { DEFAULT_GROUP_TUNING, GROUP_PRELOAD, type GroupMessage, type GroupTimer } from '../../src/paxos/group-server.js';
@@ -24,7 +24,7 @@ export class ScriptClient implements ProtocolNode<GroupMessage, GroupTimer> {
   readonly answers = new Map<number, string>();
 
   constructor(env: Env<GroupMessage, GroupTimer>, servers: readonly NodeId[]) {
-    this.session = new ClientSession(env, { servers, retryMs: millis(50), window: 8, timerOwner: 0 }, (ticket, o) => {
+    this.session = new ClientSession(env, { servers, retryMs: millis(50), window: 8, timerOwner: 0, shard: shardId(0) }, (ticket, o) => {
       if (!o.ok) return;
       const r = decodeKvResult(o.result);
       this.answers.set(ticket, r.kind === 'value' ? (r.value === undefined ? '' : dec.decode(r.value)) : r.kind);

@@ -9,10 +9,16 @@ import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
 
 /** What a client submits; also what a replicated log stores. */
 export interface AmoCommand {
-  kind: { $case: "register"; value: RegisterSession } | { $case: "request"; value: SessionRequest } | {
-    $case: "read";
-    value: ReadRequest;
-  } | undefined;
+  kind:
+    | { $case: "register"; value: RegisterSession }
+    | { $case: "request"; value: SessionRequest }
+    | { $case: "read"; value: ReadRequest }
+    | undefined;
+  /**
+   * The shard the command is for: each shard keeps its own exactly-once table
+   * (sessions are per client and shard). Groups that are not sharded use 0.
+   */
+  shard: number;
 }
 
 /**
@@ -45,7 +51,20 @@ export interface AmoResult {
     | { $case: "result"; value: SessionResult }
     | { $case: "expired"; value: SessionExpired }
     | { $case: "read"; value: ReadResult }
+    | { $case: "wrongGroup"; value: WrongGroup }
     | undefined;
+}
+
+/**
+ * The group does not serve the command's shard at its config `config_num`
+ * (another group owns it, or it has not finished receiving it); nothing was
+ * applied. The client refreshes its config and goes to the owner.
+ */
+export interface WrongGroup {
+  shard: number;
+  configNum: number;
+  /** The command refused, without its payload: its ids tell the client which one. */
+  refused: AmoCommand | undefined;
 }
 
 export interface ReadResult {
@@ -81,6 +100,10 @@ export interface AmoMeta {
   /** Commands applied so far: the clock sessions expire by. */
   applied: number;
   nextSession: number;
+  /** Live sessions. */
+  sessions: number;
+  /** No session was last active before this count: where the expiry walk resumes. */
+  oldestActive: number;
 }
 
 export interface SessionRecord {
@@ -93,7 +116,7 @@ export interface SessionRecord {
 }
 
 function createBaseAmoCommand(): AmoCommand {
-  return { kind: undefined };
+  return { kind: undefined, shard: 0 };
 }
 
 export const AmoCommand: MessageFns<AmoCommand> = {
@@ -108,6 +131,9 @@ export const AmoCommand: MessageFns<AmoCommand> = {
       case "read":
         ReadRequest.encode(message.kind.value, writer.uint32(26).fork()).join();
         break;
+    }
+    if (message.shard !== 0) {
+      writer.uint32(32).uint32(message.shard);
     }
     return writer;
   },
@@ -147,6 +173,14 @@ export const AmoCommand: MessageFns<AmoCommand> = {
             }
 
             message.kind = { $case: "read", value: ReadRequest.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.shard = reader.uint32();
             continue;
           }
         }
@@ -363,6 +397,9 @@ export const AmoResult: MessageFns<AmoResult> = {
       case "read":
         ReadResult.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "wrongGroup":
+        WrongGroup.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -410,6 +447,82 @@ export const AmoResult: MessageFns<AmoResult> = {
             }
 
             message.kind = { $case: "read", value: ReadResult.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "wrongGroup", value: WrongGroup.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseWrongGroup(): WrongGroup {
+  return { shard: 0, configNum: 0, refused: undefined };
+}
+
+export const WrongGroup: MessageFns<WrongGroup> = {
+  encode(message: WrongGroup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shard !== 0) {
+      writer.uint32(8).uint32(message.shard);
+    }
+    if (message.configNum !== 0) {
+      writer.uint32(16).uint64(message.configNum);
+    }
+    if (message.refused !== undefined) {
+      AmoCommand.encode(message.refused, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WrongGroup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWrongGroup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.refused = AmoCommand.decode(reader, reader.uint32());
             continue;
           }
         }
@@ -665,7 +778,7 @@ export const SessionExpired: MessageFns<SessionExpired> = {
 };
 
 function createBaseAmoMeta(): AmoMeta {
-  return { applied: 0, nextSession: 0 };
+  return { applied: 0, nextSession: 0, sessions: 0, oldestActive: 0 };
 }
 
 export const AmoMeta: MessageFns<AmoMeta> = {
@@ -675,6 +788,12 @@ export const AmoMeta: MessageFns<AmoMeta> = {
     }
     if (message.nextSession !== 0) {
       writer.uint32(16).uint64(message.nextSession);
+    }
+    if (message.sessions !== 0) {
+      writer.uint32(24).uint64(message.sessions);
+    }
+    if (message.oldestActive !== 0) {
+      writer.uint32(32).uint64(message.oldestActive);
     }
     return writer;
   },
@@ -706,6 +825,22 @@ export const AmoMeta: MessageFns<AmoMeta> = {
             }
 
             message.nextSession = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.sessions = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.oldestActive = longToNumber(reader.uint64());
             continue;
           }
         }
