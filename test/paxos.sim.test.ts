@@ -117,6 +117,8 @@ function describeMessage(m: GroupMessage): string {
       return `ClientCommand ${m.command.kind}`;
     case 'ClientResult':
       return `ClientResult ${m.result.kind}`;
+    case 'HostMessage':
+      return `HostMessage (${m.body.length} bytes)`;
     case 'P1a':
     case 'Heartbeat':
       return `${m.type} b${m.ballot.round}.${m.ballot.leader}`;

@@ -6,7 +6,7 @@
 // on disk first. Reads are synchronous, through the overlay of the role's own
 // writes not yet on disk (DESIGN.md 3).
 import { assert } from './assert.js';
-import type { Millis, NodeId } from './ids.js';
+import type { GroupId, Millis, NodeId } from './ids.js';
 import { Overlay } from './overlay.js';
 import type { ScanRequest, ScanResult, StorageWrite, StoredState } from './storage.js';
 
@@ -21,6 +21,11 @@ export interface Env<M, T> {
    * heartbeat held with the writes would trigger elections.
    */
   sendNow(to: NodeId, message: M): void;
+  /**
+   * Sends `message` to the replica of another group at node `to` (a node's
+   * env, src/paxos/group-env.ts, has it; a single group's does not).
+   */
+  sendToGroup?(group: GroupId, to: NodeId, message: M): void;
   /** Fires `timer` once after `afterMs`. Timers are values, checked for staleness when they fire. */
   setTimer(timer: T, afterMs: Millis): void;
   /** Durable (synced) before any message sent in the same step leaves. */

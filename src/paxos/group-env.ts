@@ -54,6 +54,10 @@ export class GroupEnv<M, T> implements Env<M, T> {
     this.node.sendNow(to, { group: this.group, message });
   }
 
+  sendToGroup(group: GroupId, to: NodeId, message: M): void {
+    this.node.send(to, { group, message });
+  }
+
   setTimer(timer: T, afterMs: Millis): void {
     this.node.setTimer({ group: this.group, timer }, afterMs);
   }

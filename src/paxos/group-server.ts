@@ -16,16 +16,19 @@
 import type { Application, StateStore } from '../core/application.js';
 import { assert, assertNever } from '../core/assert.js';
 import type { Env, ProtocolNode } from '../core/env.js';
-import { type NodeId, type ShardId, type Slot, shardId } from '../core/ids.js';
+import { type ConfigNum, type GroupId, type NodeId, type ShardId, type Slot, shardId } from '../core/ids.js';
 import { mark } from '../core/marks.js';
 import { del, put, type ScanRequest, type ScanResult, type StoredState } from '../core/storage.js';
 import { AmoApplication, type AmoOptions, type AmoStores, DEFAULT_AMO_OPTIONS } from '../rpc/amo-application.js';
-import { shardedCommandCodec } from '../rpc/codec.js';
+import { amoCommandFromWire, amoCommandToWire, WireError, wireShard } from '../rpc/codec.js';
+import { GroupLogEntry } from '../gen/shardpax/v1/peer.js';
 import type { AmoCommand, AmoResult, RpcMessage, RpcTimer, ShardedCommand } from '../rpc/messages.js';
 import type { Batch, PaxosMessage, PaxosTimer } from './messages.js';
 import { PAXOS_PRELOAD, PAXOS_SPACES, type PaxosObserver, PaxosServer, type PaxosServerConfig } from './paxos-server.js';
 
-export type GroupMessage = PaxosMessage | RpcMessage;
+/** The hosting application's own message to another group, opaque here (groups.proto). */
+export type HostMessage = { readonly type: 'HostMessage'; readonly body: Uint8Array };
+export type GroupMessage = PaxosMessage | RpcMessage | HostMessage;
 export type GroupTimer = PaxosTimer | RpcTimer;
 
 export const STATE_SPACE = 'state';
@@ -98,10 +101,13 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
           this.paxos.invalid.count('shard-out-of-range', `ClientCommand for shard ${m.shard} from ${from}`);
           return;
         }
-        if (this.admit(from, m)) this.paxos.propose([shardedCommandCodec.encode(m)]);
+        if (this.admit(from, m)) this.paxos.propose([encodeEntry({ kind: 'client', shard: m.shard, command: m.command })]);
         return;
       case 'ClientResult':
         this.paxos.invalid.count('client-result-at-server', `ClientResult from ${from}: servers are not clients`);
+        return;
+      case 'HostMessage':
+        this.onHostMessage(from, m.body);
         return;
       default:
         this.paxos.onMessage(from, m);
@@ -111,10 +117,11 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   onTimer(timer: GroupTimer): void {
     if (timer.type === 'SessionRetry') return; // servers hold no client sessions
     this.paxos.onTimer(timer);
+    if (timer.type === 'Tick') this.onTick();
   }
 
   onScanned(request: ScanRequest, result: ScanResult | undefined): void {
-    this.paxos.onScanned(request, result);
+    if (!this.onHostScanned(request, result)) this.paxos.onScanned(request, result);
   }
 
   /** The value this replica's application stores under `key` in `shard`, for tests and inspection: no round of Paxos, may be stale. */
@@ -140,8 +147,58 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   /** A state transfer replaced the stored state: a host that caches any of it reloads here. */
   protected restored(): void {}
 
+  /**
+   * Why this group does not serve `shard` now: the config number to answer WrongGroup with, or undefined if it
+   * does. Asked at admission and again when applying (the answer may change in between: only the second decides).
+   */
+  protected refusal(_shard: ShardId): ConfigNum | undefined {
+    return undefined;
+  }
+
+  /** Applies one of the host's own steps (proposed with proposeStep), identically on every replica. */
+  protected applyStep(_step: Uint8Array): void {
+    mark('group server skips a step it has no use for');
+  }
+
+  /** Proposes one of the host's own steps through the group's log. */
+  protected proposeStep(step: Uint8Array): void {
+    this.paxos.propose([encodeEntry({ kind: 'host', step })]);
+  }
+
+  /** A message from another group (validated by the host: it comes from the network). */
+  protected onHostMessage(from: NodeId, _body: Uint8Array): void {
+    this.paxos.invalid.count('host-message-unexpected', `a group message from ${from}, which this group does not take`);
+  }
+
+  /** Sends to the replica of another group at node `to`. */
+  protected sendToGroup(group: GroupId, to: NodeId, message: GroupMessage): void {
+    assert(this.env.sendToGroup !== undefined, 'this server has no env that reaches other groups');
+    this.env.sendToGroup(group, to, message);
+  }
+
+  /** Every Paxos tick (tickMs). */
+  protected onTick(): void {}
+
+  /** A scan the host started completed; false if the scan was not the host's. */
+  protected onHostScanned(_request: ScanRequest, _result: ScanResult | undefined): boolean {
+    return false;
+  }
+
+  /** Answers a client: with the state after the step's writes, which go to disk first. */
+  protected reply(to: NodeId, result: AmoResult): void {
+    // An answer vouches for the state it came from: on disk first, so no restart serves an older one.
+    this.env.syncBeforeSending();
+    this.env.send(to, { type: 'ClientResult', result });
+  }
+
   /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
   private admit(client: NodeId, { shard, command }: ShardedCommand): boolean {
+    const refused = this.refusal(shard);
+    if (refused !== undefined) {
+      mark('group server refuses a shard it does not serve at admission');
+      this.reply(client, { kind: 'wrongGroup', shard, configNum: refused, refused: command });
+      return false;
+    }
     if (command.kind === 'request') {
       const cached = this.amo.cachedResult(command.session, command.seq, this.stores(shard));
       if (cached !== undefined) {
@@ -168,16 +225,25 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
 
   private applySlot(s: Slot, batch: Batch): void {
     for (const bytes of batch) {
-      let shard: ShardId;
-      let command: AmoCommand;
+      let entry: LogEntry;
       try {
-        ({ shard, command } = shardedCommandCodec.decode(bytes));
+        entry = decodeEntry(bytes);
       } catch {
         mark('group server skips a command that does not decode');
         continue;
       }
+      if (entry.kind === 'host') {
+        this.applyStep(entry.step);
+        continue;
+      }
+      const { shard, command } = entry;
       if (shard >= (this.config.shards ?? 1)) continue; // only a faulty member proposes one: the door drops them
-      const result = this.amo.apply(command, this.stores(shard));
+      const refused = this.refusal(shard);
+      if (refused !== undefined) mark('group server refuses a shard it does not serve when applying');
+      const result: AmoResult =
+        refused === undefined
+          ? this.amo.apply(command, this.stores(shard))
+          : { kind: 'wrongGroup', shard, configNum: refused, refused: command };
       const key = commandKey(command);
       const client = this.waiting.get(key)?.client;
       if (client === undefined) continue;
@@ -185,12 +251,6 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       this.observer.answered?.(this.config.self, s);
       this.reply(client, result);
     }
-  }
-
-  private reply(to: NodeId, result: AmoResult): void {
-    // An answer vouches for the state it came from: on disk first, so no restart serves an older one.
-    this.env.syncBeforeSending();
-    this.env.send(to, { type: 'ClientResult', result });
   }
 
   private store(name: string, prefix: string): StateStore {
@@ -213,4 +273,21 @@ function commandKey(c: AmoCommand): string {
     default:
       return assertNever(c, 'AmoCommand');
   }
+}
+
+/** What the log holds: a client's command for a shard, or one of the host's own steps. */
+type LogEntry = { readonly kind: 'client'; readonly shard: ShardId; readonly command: AmoCommand } | { readonly kind: 'host'; readonly step: Uint8Array };
+
+function encodeEntry(e: LogEntry): Uint8Array {
+  const kind: GroupLogEntry['kind'] =
+    e.kind === 'client' ? { $case: 'client', value: amoCommandToWire(e.command, e.shard) } : { $case: 'host', value: e.step };
+  return GroupLogEntry.encode({ kind }).finish();
+}
+
+/** Throws on bytes that are no entry. */
+function decodeEntry(bytes: Uint8Array): LogEntry {
+  const k = GroupLogEntry.decode(bytes).kind;
+  if (k === undefined) throw new WireError('a log entry without a kind');
+  if (k.$case === 'host') return { kind: 'host', step: k.value };
+  return { kind: 'client', shard: wireShard(k.value.shard), command: amoCommandFromWire(k.value) };
 }

@@ -11,10 +11,12 @@ import type { GroupMessage } from './group-server.js';
 export const groupWireCodec = {
   toWire(m: GroupMessage): PeerMessage {
     if (m.type === 'ClientCommand' || m.type === 'ClientResult') return rpcToWire(m);
+    if (m.type === 'HostMessage') return { body: { $case: 'host', value: m.body } };
     return { body: { $case: 'paxos', value: paxosToWire(m) } };
   },
   fromWire(w: PeerMessage): GroupMessage {
     if (w.body?.$case === 'paxos') return paxosFromWire(w.body.value);
+    if (w.body?.$case === 'host') return { type: 'HostMessage', body: w.body.value };
     return rpcFromWire(w);
   },
 };

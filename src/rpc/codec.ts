@@ -128,7 +128,7 @@ function withoutPayload(c: AmoCommand): AmoCommand {
   return c.kind === 'register' ? c : { ...c, command: new Uint8Array() };
 }
 
-/** What a group's log stores of a client's command. */
+/** A client's command with its shard, as clients send it. */
 export const shardedCommandCodec: Codec<ShardedCommand> = {
   encode: (c) => wire.AmoCommand.encode(amoCommandToWire(c.command, c.shard)).finish(),
   decode: (b) => {
@@ -159,6 +159,8 @@ export function rpcFromWire(w: PeerMessage): RpcMessage {
       return { type: 'ClientResult', result: amoResultFromWire(b.value) };
     case 'paxos':
       throw new WireError('a Paxos message where a client message was expected');
+    case 'host':
+      throw new WireError("a group's own message where a client message was expected");
     default:
       return assertNever(b, 'PeerMessage body');
   }

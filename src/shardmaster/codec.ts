@@ -10,10 +10,11 @@
 // MALFORMED_COMMAND); bad result or config bytes a WireError.
 import { BinaryReader, type BinaryWriter } from '@bufbuild/protobuf/wire';
 import { assert, assertNever } from '../core/assert.js';
-import { configNum, type GroupId, groupId, type NodeId, parseNodeId, type ShardId, shardId } from '../core/ids.js';
+import { type ConfigNum, configNum, type GroupId, groupId, type NodeId, parseNodeId, type ShardId, shardId } from '../core/ids.js';
+import * as groups from '../gen/shardpax/v1/groups.js';
 import * as wire from '../gen/shardpax/v1/shardmaster.js';
 import { WireError } from '../rpc/codec.js';
-import { checkConfig, type ShardConfig, sortedGroupIds } from './config.js';
+import { checkConfig, groupIdProblem, type ShardConfig, sortedGroupIds } from './config.js';
 import {
   type ShardMasterCommand,
   type ShardMasterErrorCodeName,
@@ -45,12 +46,12 @@ export function decodeShardMasterResult(bytes: Uint8Array): ShardMasterResult {
 
 /** Canonical bytes of `config`: equal configs, whatever their maps' insertion order, encode to equal bytes. */
 export function encodeShardConfig(config: ShardConfig): Uint8Array {
-  return wire.ShardConfig.encode(configToWire(config)).finish();
+  return wire.ShardConfig.encode(shardConfigToWire(config)).finish();
 }
 
 /** Throws WireError unless `bytes` is a canonical ShardConfig that keeps the invariants of config.ts. */
 export function decodeShardConfig(bytes: Uint8Array): ShardConfig {
-  return configFromWire(decodeStrict(bytes, wire.ShardConfig, 'ShardConfig', wireError));
+  return shardConfigFromWire(decodeStrict(bytes, wire.ShardConfig, 'ShardConfig', wireError));
 }
 
 function commandToWire(command: ShardMasterCommand): wire.ShardMasterCommand {
@@ -89,7 +90,7 @@ function commandFromWire(w: wire.ShardMasterCommand, fail: (why: string) => Erro
 function resultToWire(result: ShardMasterResult): wire.ShardMasterResult {
   switch (result.kind) {
     case 'config':
-      return { kind: { $case: 'config', value: configToWire(result.config) } };
+      return { kind: { $case: 'config', value: shardConfigToWire(result.config) } };
     case 'done':
       return { kind: { $case: 'done', value: { num: result.num } } };
     case 'error':
@@ -104,7 +105,7 @@ function resultFromWire(w: wire.ShardMasterResult): ShardMasterResult {
   if (k === undefined) throw wireError('ShardMasterResult without a kind');
   switch (k.$case) {
     case 'config':
-      return { kind: 'config', config: configFromWire(k.value) };
+      return { kind: 'config', config: shardConfigFromWire(k.value) };
     case 'done':
       return { kind: 'done', num: configNum(k.value.num) };
     case 'error':
@@ -114,7 +115,8 @@ function resultFromWire(w: wire.ShardMasterResult): ShardMasterResult {
   }
 }
 
-function configToWire(config: ShardConfig): wire.ShardConfig {
+/** The wire form of `config`, for messages that carry one (groups.proto). */
+export function shardConfigToWire(config: ShardConfig): wire.ShardConfig {
   return {
     num: config.num,
     shards: config.shards.map((g) => g ?? 0), // group 0 never exists, so it can mean "unassigned"
@@ -123,7 +125,8 @@ function configToWire(config: ShardConfig): wire.ShardConfig {
   };
 }
 
-function configFromWire(w: wire.ShardConfig): ShardConfig {
+/** Throws WireError unless `w` keeps the invariants of config.ts. */
+export function shardConfigFromWire(w: wire.ShardConfig): ShardConfig {
   const groups = new Map<GroupId, readonly NodeId[]>();
   let previousGroup = 0;
   for (const g of w.groups) {
@@ -229,4 +232,23 @@ function decodeUtf8Strictly(bytes: Uint8Array): string {
 
 function wireError(why: string): WireError {
   return new WireError(why);
+}
+
+/** A KV group's question for config `num` (groups.proto), and the group to answer. Throws WireError on anything else. */
+export function decodeConfigQuery(bytes: Uint8Array): { readonly replyGroup: GroupId; readonly num: ConfigNum } {
+  let w: groups.GroupPeerMessage;
+  try {
+    w = groups.GroupPeerMessage.decode(bytes);
+  } catch (e) {
+    throw wireError(`GroupPeerMessage does not decode: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (w.kind?.$case !== 'configQuery') throw wireError(`a ${w.kind?.$case ?? 'empty'} group message at the shard master`);
+  if (groupIdProblem(w.replyGroup) !== undefined) throw wireError(`reply group ${w.replyGroup} is no group id`);
+  if (!Number.isSafeInteger(w.kind.value.num) || w.kind.value.num < 1) throw wireError(`config ${w.kind.value.num} asked for`);
+  return { replyGroup: groupId(w.replyGroup), num: configNum(w.kind.value.num) };
+}
+
+/** The shard master's answer: config `config`. */
+export function encodeConfigReply(config: ShardConfig): Uint8Array {
+  return groups.GroupPeerMessage.encode({ replyGroup: 0, kind: { $case: 'configReply', value: { config: shardConfigToWire(config) } } }).finish();
 }

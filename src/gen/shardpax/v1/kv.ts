@@ -6,6 +6,8 @@
 
 /* eslint-disable */
 import { BinaryReader, BinaryWriter } from "@bufbuild/protobuf/wire";
+import { ShardEntry } from "./groups.js";
+import { ShardConfig } from "./shardmaster.js";
 
 export enum KvErrorCode {
   KV_ERROR_CODE_UNSPECIFIED = 0,
@@ -17,6 +19,79 @@ export enum KvErrorCode {
   KV_ERROR_CODE_VALUE_TOO_LARGE = 3,
   KV_ERROR_CODE_EMPTY_KEY = 4,
   UNRECOGNIZED = -1,
+}
+
+/**
+ * A KV group's own steps through its log (not clients'): walking configs and
+ * installing and deleting shards (DESIGN.md 2.4).
+ */
+export interface KvGroupStep {
+  kind:
+    | { $case: "install"; value: InstallConfig }
+    | { $case: "chunk"; value: ShardChunk }
+    | { $case: "delete"; value: DeleteShard }
+    | { $case: "noticeAcked"; value: NoticeAcked }
+    | undefined;
+}
+
+export interface InstallConfig {
+  config: ShardConfig | undefined;
+}
+
+/**
+ * One chunk of a shard being received for config `config_num` + 1; applied
+ * only if `from_key` is where the shard's reception stands.
+ */
+export interface ShardChunk {
+  shard: number;
+  configNum: number;
+  fromKey: string;
+  entries: ShardEntry[];
+  next?: string | undefined;
+}
+
+export interface DeleteShard {
+  shard: number;
+  configNum: number;
+}
+
+/** The source of shard `shard` acknowledged its deletion notice. */
+export interface NoticeAcked {
+  shard: number;
+  configNum: number;
+}
+
+/** Where a KV group stands with one shard (stored outside the shard's range). */
+export interface ShardStateRecord {
+  kind:
+    | { $case: "serving"; value: ShardServing }
+    | { $case: "receiving"; value: ShardReceiving }
+    | { $case: "handingOff"; value: ShardHandingOff }
+    | undefined;
+  /** The receiver still has to tell the source it may delete (set once serving after a pull). */
+  notice?: ShardNotice | undefined;
+}
+
+export interface ShardServing {
+}
+
+export interface ShardReceiving {
+  fromGroup: number;
+  fromServers: string[];
+  /** The config in which the source last owned the shard. */
+  configNum: number;
+  nextKey: string;
+}
+
+export interface ShardHandingOff {
+  /** The last config in which this group owned the shard. */
+  configNum: number;
+}
+
+export interface ShardNotice {
+  group: number;
+  servers: string[];
+  configNum: number;
 }
 
 export interface KvCommand {
@@ -77,6 +152,646 @@ export interface KvEntry {
   key: string;
   value: Uint8Array;
 }
+
+function createBaseKvGroupStep(): KvGroupStep {
+  return { kind: undefined };
+}
+
+export const KvGroupStep: MessageFns<KvGroupStep> = {
+  encode(message: KvGroupStep, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "install":
+        InstallConfig.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "chunk":
+        ShardChunk.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "delete":
+        DeleteShard.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+      case "noticeAcked":
+        NoticeAcked.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KvGroupStep {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKvGroupStep();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "install", value: InstallConfig.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "chunk", value: ShardChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "delete", value: DeleteShard.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "noticeAcked", value: NoticeAcked.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseInstallConfig(): InstallConfig {
+  return { config: undefined };
+}
+
+export const InstallConfig: MessageFns<InstallConfig> = {
+  encode(message: InstallConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.config !== undefined) {
+      ShardConfig.encode(message.config, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): InstallConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseInstallConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.config = ShardConfig.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShardChunk(): ShardChunk {
+  return { shard: 0, configNum: 0, fromKey: "", entries: [], next: undefined };
+}
+
+export const ShardChunk: MessageFns<ShardChunk> = {
+  encode(message: ShardChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shard !== 0) {
+      writer.uint32(8).uint32(message.shard);
+    }
+    if (message.configNum !== 0) {
+      writer.uint32(16).uint64(message.configNum);
+    }
+    if (message.fromKey !== "") {
+      writer.uint32(26).string(message.fromKey);
+    }
+    for (const v of message.entries) {
+      ShardEntry.encode(v!, writer.uint32(34).fork()).join();
+    }
+    if (message.next !== undefined) {
+      writer.uint32(42).string(message.next);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardChunk();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.fromKey = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.entries.push(ShardEntry.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.next = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseDeleteShard(): DeleteShard {
+  return { shard: 0, configNum: 0 };
+}
+
+export const DeleteShard: MessageFns<DeleteShard> = {
+  encode(message: DeleteShard, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shard !== 0) {
+      writer.uint32(8).uint32(message.shard);
+    }
+    if (message.configNum !== 0) {
+      writer.uint32(16).uint64(message.configNum);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeleteShard {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeleteShard();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseNoticeAcked(): NoticeAcked {
+  return { shard: 0, configNum: 0 };
+}
+
+export const NoticeAcked: MessageFns<NoticeAcked> = {
+  encode(message: NoticeAcked, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.shard !== 0) {
+      writer.uint32(8).uint32(message.shard);
+    }
+    if (message.configNum !== 0) {
+      writer.uint32(16).uint64(message.configNum);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): NoticeAcked {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseNoticeAcked();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.shard = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShardStateRecord(): ShardStateRecord {
+  return { kind: undefined, notice: undefined };
+}
+
+export const ShardStateRecord: MessageFns<ShardStateRecord> = {
+  encode(message: ShardStateRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "serving":
+        ShardServing.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "receiving":
+        ShardReceiving.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "handingOff":
+        ShardHandingOff.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    if (message.notice !== undefined) {
+      ShardNotice.encode(message.notice, writer.uint32(34).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardStateRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardStateRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "serving", value: ShardServing.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "receiving", value: ShardReceiving.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "handingOff", value: ShardHandingOff.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.notice = ShardNotice.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShardServing(): ShardServing {
+  return {};
+}
+
+export const ShardServing: MessageFns<ShardServing> = {
+  encode(_: ShardServing, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardServing {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardServing();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShardReceiving(): ShardReceiving {
+  return { fromGroup: 0, fromServers: [], configNum: 0, nextKey: "" };
+}
+
+export const ShardReceiving: MessageFns<ShardReceiving> = {
+  encode(message: ShardReceiving, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.fromGroup !== 0) {
+      writer.uint32(8).uint32(message.fromGroup);
+    }
+    for (const v of message.fromServers) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.configNum !== 0) {
+      writer.uint32(24).uint64(message.configNum);
+    }
+    if (message.nextKey !== "") {
+      writer.uint32(34).string(message.nextKey);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardReceiving {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardReceiving();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.fromGroup = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.fromServers.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.nextKey = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShardHandingOff(): ShardHandingOff {
+  return { configNum: 0 };
+}
+
+export const ShardHandingOff: MessageFns<ShardHandingOff> = {
+  encode(message: ShardHandingOff, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.configNum !== 0) {
+      writer.uint32(8).uint64(message.configNum);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardHandingOff {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardHandingOff();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseShardNotice(): ShardNotice {
+  return { group: 0, servers: [], configNum: 0 };
+}
+
+export const ShardNotice: MessageFns<ShardNotice> = {
+  encode(message: ShardNotice, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.group !== 0) {
+      writer.uint32(8).uint32(message.group);
+    }
+    for (const v of message.servers) {
+      writer.uint32(18).string(v!);
+    }
+    if (message.configNum !== 0) {
+      writer.uint32(24).uint64(message.configNum);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardNotice {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardNotice();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.group = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.servers.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.configNum = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
 
 function createBaseKvCommand(): KvCommand {
   return { kind: undefined };
@@ -618,6 +1333,17 @@ export const KvEntry: MessageFns<KvEntry> = {
     }
   },
 };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;

@@ -55,9 +55,23 @@ export interface PeerMessage {
     | { $case: "clientCommand"; value: AmoCommand }
     | { $case: "clientResult"; value: AmoResult }
     | { $case: "paxos"; value: PaxosMessage }
+    | //
+    /**
+     * The hosting application's own message to another group (groups.proto),
+     * opaque to Paxos: its application decodes and validates it.
+     */
+    { $case: "host"; value: Uint8Array }
     | undefined;
   /** Required: a message without it is refused. */
   group?: number | undefined;
+}
+
+/**
+ * What a group server's log holds: a client's command, or one of the hosting
+ * application's own steps (opaque here; for a KV group, a KvGroupStep).
+ */
+export interface GroupLogEntry {
+  kind: { $case: "client"; value: AmoCommand } | { $case: "host"; value: Uint8Array } | undefined;
 }
 
 function createBasePeerFrame(): PeerFrame {
@@ -201,6 +215,9 @@ export const PeerMessage: MessageFns<PeerMessage> = {
       case "paxos":
         PaxosMessage.encode(message.body.value, writer.uint32(26).fork()).join();
         break;
+      case "host":
+        writer.uint32(42).bytes(message.body.value);
+        break;
     }
     if (message.group !== undefined) {
       writer.uint32(32).uint32(message.group);
@@ -245,12 +262,79 @@ export const PeerMessage: MessageFns<PeerMessage> = {
             message.body = { $case: "paxos", value: PaxosMessage.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.body = { $case: "host", value: reader.bytes() };
+            continue;
+          }
           case 4: {
             if (tag !== 32) {
               break;
             }
 
             message.group = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseGroupLogEntry(): GroupLogEntry {
+  return { kind: undefined };
+}
+
+export const GroupLogEntry: MessageFns<GroupLogEntry> = {
+  encode(message: GroupLogEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "client":
+        AmoCommand.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "host":
+        writer.uint32(18).bytes(message.kind.value);
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GroupLogEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGroupLogEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "client", value: AmoCommand.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "host", value: reader.bytes() };
             continue;
           }
         }
