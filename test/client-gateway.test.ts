@@ -5,7 +5,7 @@
 // names another cluster, or none, is refused before it reaches the node.
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { groupId, nodeId } from '../src/core/ids.js';
+import { groupId, nodeId, shardId } from '../src/core/ids.js';
 import { KvServiceClient } from '../src/gen/shardpax/v1/client.js';
 import type { AmoResult } from '../src/gen/shardpax/v1/session.js';
 import type { NodeMessage } from '../src/paxos/group-env.js';
@@ -44,7 +44,7 @@ async function gateway(answerBytes: number): Promise<{ g: ClientGateway; port: n
     received++;
     const { session, seq } = m.command;
     const result = new Uint8Array(answerBytes).fill(seq % 256);
-    g.send(from, [{ group, message: { type: 'ClientResult', result: { kind: 'result', session, seq, result } } }]);
+    g.send(from, [{ group, message: { type: 'ClientResult', shard: shardId(0), result: { kind: 'result', session, seq, result } } }]);
   });
   return { g, port, received: () => received };
 }

@@ -2,7 +2,7 @@
 // 200 increments through 30% loss, duplication and reordering end with the
 // counter at exactly 1000 and each client seeing each result exactly once.
 import { describe, expect, it } from 'vitest';
-import { nodeId, sessionId } from '../src/core/ids.js';
+import { nodeId, sessionId, shardId } from '../src/core/ids.js';
 import { amoCommandFromWire, amoCommandToWire, amoResultFromWire, amoResultToWire } from '../src/rpc/codec.js';
 import type { RpcMessage, RpcTimer } from '../src/rpc/messages.js';
 import { type NetworkFaults, Simulation } from '../src/sim/simulation.js';
@@ -16,7 +16,7 @@ const server = nodeId('server');
 function clone(m: RpcMessage): RpcMessage {
   return m.type === 'ClientCommand'
     ? { type: 'ClientCommand', shard: m.shard, command: amoCommandFromWire(amoCommandToWire(m.command, m.shard)) }
-    : { type: 'ClientResult', result: amoResultFromWire(amoResultToWire(m.result)) };
+    : { type: 'ClientResult', shard: m.shard, result: amoResultFromWire(amoResultToWire(m.result, m.shard)) };
 }
 
 function run(seed: number, clients = 5, increments = 200) {
@@ -60,13 +60,13 @@ describe('exactly-once RPC in simulation', () => {
         if (m.type !== 'ClientCommand') return;
         const c = m.command;
         if (c.kind === 'register') {
-          env.send(from, { type: 'ClientResult', result: { kind: 'registered', nonce: c.nonce, session: sessionId(1) } });
+          env.send(from, { type: 'ClientResult', shard: shardId(0), result: { kind: 'registered', nonce: c.nonce, session: sessionId(1) } });
           return;
         }
         if (c.kind !== 'request') return;
         counter.value += 1;
         const result = new TextEncoder().encode(String(counter.value));
-        env.send(from, { type: 'ClientResult', result: { kind: 'result', session: c.session, seq: c.seq, result } });
+        env.send(from, { type: 'ClientResult', shard: shardId(0), result: { kind: 'result', session: c.session, seq: c.seq, result } });
       },
       onTimer() {},
     }));

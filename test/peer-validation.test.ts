@@ -284,7 +284,7 @@ describe("the KV group server's door", () => {
 
     deliver(s9, { type: 'P1a', ballot: b(2 ** 53 - 1, s9), fromSlot: slot(0) });
     deliver(member, { type: 'ClientCommand', shard: shardId(0), command: { kind: 'register', nonce: 5 } });
-    deliver(member, { type: 'ClientResult', result: { kind: 'registered', nonce: 5, session: sessionId(1) } });
+    deliver(member, { type: 'ClientResult', shard: shardId(0), result: { kind: 'registered', nonce: 5, session: sessionId(1) } });
     sc.sim.runFor(200);
     expect(Object.fromEntries(server().paxos.invalid.byReason())).toEqual({
       'sender-not-member': 1,

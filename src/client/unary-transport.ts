@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { GroupId, NodeId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { KvServiceClient } from '../gen/shardpax/v1/client.js';
-import { amoCommandToWire, amoResultFromWire } from '../rpc/codec.js';
+import { amoCommandToWire, amoResultFromWire, wireShard } from '../rpc/codec.js';
 import type { RpcMessage } from '../rpc/messages.js';
 import { CLUSTER_ID_METADATA } from '../runtime/cluster-id-metadata.js';
 import type { WrongClusterError } from './errors.js';
@@ -53,7 +53,7 @@ export class UnaryClientTransport implements Transport<RpcMessage> {
           return;
         }
         try {
-          this.handler(to, { type: 'ClientResult', result: amoResultFromWire(response) });
+          this.handler(to, { type: 'ClientResult', shard: wireShard(response.shard), result: amoResultFromWire(response) });
         } catch {
           // a malformed answer is treated as lost
         }

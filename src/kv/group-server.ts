@@ -188,7 +188,7 @@ export class KvGroupServer extends GroupServer {
     const leads = this.paxos.leader.leads();
     switch (m.kind) {
       case 'configReply':
-        if (leads && table.canInstall(m.config.num)) this.proposeOnce(`install ${m.config.num}`, { kind: 'install', config: m.config });
+        if (leads && table.canInstall(m.config)) this.proposeOnce(`install ${m.config.num}`, { kind: 'install', config: m.config });
         return;
       case 'pull':
         this.answerPull(from, replyGroup, m, table);

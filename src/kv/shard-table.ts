@@ -12,7 +12,8 @@
 // n+1 needs every shard received for n in. Then a shard newly owned becomes
 // receiving from its previous owner (or serving, empty, if it had none); a
 // shard no longer owned stops being served at once and is kept, frozen, as
-// handing off until the receiver says it has it.
+// handing off until the receiver says it has it. A config that gives back a
+// shard still handed off waits until that copy is deleted.
 //
 // Invariants (checkInvariants):
 // - a serving or receiving shard is owned by this group in the installed
@@ -95,9 +96,14 @@ export class ShardTable {
     return out;
   }
 
-  /** Config `num` may be installed next: it follows the installed one, and every shard received for that is in. */
-  canInstall(num: ConfigNum): boolean {
-    return num === this.config.num + 1 && this.receiving().length === 0;
+  /**
+   * Config `next` may be installed now: it follows the installed one, every shard received for that is in, and
+   * no shard it gives back to this group is still being handed off (its receiver may still be pulling that copy:
+   * it must say it has it, and the copy be deleted, before the shard is received here again).
+   */
+  canInstall(next: Pick<ShardConfig, 'num' | 'shards'>): boolean {
+    if (next.num !== this.config.num + 1 || this.receiving().length > 0) return false;
+    return this.records.every((r, s) => r.state?.kind !== 'handingOff' || next.shards[s] !== this.self);
   }
 
   /** Shard `s` as last owned here in `configNum` is frozen (no longer served, not deleted): a pull may read it. */
@@ -133,7 +139,7 @@ export class ShardTable {
   }
 
   private install(next: ShardConfig): void {
-    if (!this.canInstall(next.num)) {
+    if (!this.canInstall(next)) {
       mark('kv group skips a config it cannot install yet');
       return;
     }
@@ -144,10 +150,9 @@ export class ShardTable {
       const now = next.shards[s];
       const r = this.record(s);
       if (now === this.self && was !== this.self) {
+        assert(r.state === undefined, `shard ${s} comes back while ${r.state?.kind ?? ''}`);
         if (was === undefined) {
-          // First owner: nothing to receive. Anything left from a much older ownership is stale.
-          this.store.clear(shardPrefix(s));
-          this.put(s, { state: { kind: 'serving' }, notice: r.notice });
+          this.put(s, { state: { kind: 'serving' }, notice: r.notice }); // first owner: nothing to receive
         } else {
           const servers = prev.groups.get(was);
           assert(servers !== undefined, `config ${prev.num} names owner ${was} of shard ${s} but not its servers`);
@@ -173,8 +178,6 @@ export class ShardTable {
       return;
     }
     const prefix = shardPrefix(c.shard);
-    // The first chunk: what is left of an older ownership (handed off, not yet deleted) goes first.
-    if (c.fromKey === '') this.store.clear(prefix);
     for (const [key, value] of c.entries) this.store.put(prefix + key, value);
     if (c.next !== undefined) {
       this.put(c.shard, { state: { ...st, nextKey: c.next }, notice: r.notice });

@@ -185,10 +185,10 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   }
 
   /** Answers a client: with the state after the step's writes, which go to disk first. */
-  protected reply(to: NodeId, result: AmoResult): void {
+  protected reply(to: NodeId, shard: ShardId, result: AmoResult): void {
     // An answer vouches for the state it came from: on disk first, so no restart serves an older one.
     this.env.syncBeforeSending();
-    this.env.send(to, { type: 'ClientResult', result });
+    this.env.send(to, { type: 'ClientResult', shard, result });
   }
 
   /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
@@ -196,14 +196,14 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     const refused = this.refusal(shard);
     if (refused !== undefined) {
       mark('group server refuses a shard it does not serve at admission');
-      this.reply(client, { kind: 'wrongGroup', shard, configNum: refused, refused: command });
+      this.reply(client, shard, { kind: 'wrongGroup', shard, configNum: refused, refused: command });
       return false;
     }
     if (command.kind === 'request') {
       const cached = this.amo.cachedResult(command.session, command.seq, this.stores(shard));
       if (cached !== undefined) {
         mark('group server answers a duplicate from the table');
-        this.reply(client, { kind: 'result', session: command.session, seq: command.seq, result: cached });
+        this.reply(client, shard, { kind: 'result', session: command.session, seq: command.seq, result: cached });
         return false;
       }
     }
@@ -249,7 +249,7 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
       if (client === undefined) continue;
       this.waiting.delete(key);
       this.observer.answered?.(this.config.self, s);
-      this.reply(client, result);
+      this.reply(client, shard, result);
     }
   }
 

@@ -73,6 +73,7 @@ export class ClientSession {
   /** Servers tried since the last answer: each waits twice as long as the one before. */
   private silentRotations = 0;
   private timerArmed = false;
+  private servers: readonly NodeId[];
 
   constructor(
     private readonly env: Env<RpcMessage, RpcTimer>,
@@ -82,6 +83,7 @@ export class ClientSession {
   ) {
     assert(options.servers.length > 0, 'a session needs at least one server');
     assert(options.window > 0);
+    this.servers = options.servers;
   }
 
   /** Queues a command; returns the ticket its outcome will carry. */
@@ -98,6 +100,21 @@ export class ClientSession {
     this.readQueue.push({ ticket, command });
     this.pump();
     return ticket;
+  }
+
+  /**
+   * The session's shard moved to another group (its table moved with it): from now on talk to `servers`, and
+   * send everything in flight there at once.
+   */
+  retarget(servers: readonly NodeId[]): void {
+    assert(servers.length > 0, 'a session needs at least one server');
+    this.servers = servers;
+    this.target = 0;
+    const now = this.env.now();
+    this.heardAt = now;
+    this.silentRotations = 0;
+    this.retransmit(now, true);
+    this.armTimer();
   }
 
   /** Commands submitted and not yet completed. */
@@ -154,7 +171,7 @@ export class ClientSession {
     // Silent for a retransmission timeout (backed off): try the next server (any member passes commands to its leader).
     const rotate = now - this.heardAt >= this.backedOff(this.silentRotations + 1);
     if (rotate) {
-      this.target = (this.target + 1) % this.options.servers.length;
+      this.target = (this.target + 1) % this.servers.length;
       this.heardAt = now;
       this.silentRotations += 1;
     }
@@ -291,7 +308,7 @@ export class ClientSession {
   }
 
   private server(): NodeId {
-    const s = this.options.servers[this.target];
+    const s = this.servers[this.target];
     assert(s !== undefined);
     return s;
   }

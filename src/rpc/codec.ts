@@ -53,7 +53,11 @@ export function amoCommandFromWire(w: wire.AmoCommand): AmoCommand {
   }
 }
 
-export function amoResultToWire(r: AmoResult): wire.AmoResult {
+export function amoResultToWire(r: AmoResult, shard: ShardId): wire.AmoResult {
+  return { ...amoResultKindToWire(r), shard };
+}
+
+function amoResultKindToWire(r: AmoResult): Omit<wire.AmoResult, 'shard'> {
   switch (r.kind) {
     case 'registered':
       return { kind: { $case: 'registered', value: { nonce: r.nonce, session: r.session } } };
@@ -143,7 +147,7 @@ export function rpcToWire(m: RpcMessage): PeerMessage {
     case 'ClientCommand':
       return { body: { $case: 'clientCommand', value: amoCommandToWire(m.command, m.shard) } };
     case 'ClientResult':
-      return { body: { $case: 'clientResult', value: amoResultToWire(m.result) } };
+      return { body: { $case: 'clientResult', value: amoResultToWire(m.result, m.shard) } };
     default:
       return assertNever(m, 'RpcMessage');
   }
@@ -156,7 +160,7 @@ export function rpcFromWire(w: PeerMessage): RpcMessage {
     case 'clientCommand':
       return { type: 'ClientCommand', shard: wireShard(b.value.shard), command: amoCommandFromWire(b.value) };
     case 'clientResult':
-      return { type: 'ClientResult', result: amoResultFromWire(b.value) };
+      return { type: 'ClientResult', shard: wireShard(b.value.shard), result: amoResultFromWire(b.value) };
     case 'paxos':
       throw new WireError('a Paxos message where a client message was expected');
     case 'host':

@@ -37,6 +37,6 @@ export interface ShardedCommand {
 /** Client <-> server messages of this layer, as carried by a transport. */
 export type RpcMessage =
   | { readonly type: 'ClientCommand'; readonly shard: ShardId; readonly command: AmoCommand }
-  | { readonly type: 'ClientResult'; readonly result: AmoResult };
+  | { readonly type: 'ClientResult'; readonly shard: ShardId; readonly result: AmoResult };
 
 export type RpcTimer = { readonly type: 'SessionRetry'; readonly owner: number };

@@ -20,7 +20,7 @@
 // call from a client of another cluster is refused before it is decoded.
 import * as grpc from '@grpc/grpc-js';
 import { assert } from '../core/assert.js';
-import { type GroupId, groupId, type NodeId, nodeId } from '../core/ids.js';
+import { type GroupId, groupId, type NodeId, nodeId, type ShardId } from '../core/ids.js';
 import type { Transport } from '../core/transport.js';
 import { KvServiceService, type SubmitRequest } from '../gen/shardpax/v1/client.js';
 import * as wire from '../gen/shardpax/v1/session.js';
@@ -192,7 +192,7 @@ export class ClientGateway implements Transport<Message> {
     for (const { message: m } of messages) {
       if (m.type !== 'ClientResult') continue;
       this.end(to);
-      this.answer(call, m.result);
+      this.answer(call, m.shard, m.result);
       return;
     }
   }
@@ -227,8 +227,8 @@ export class ClientGateway implements Transport<Message> {
     return undefined;
   }
 
-  private answer(call: PendingCall, result: AmoResult): void {
-    const encoded = wire.AmoResult.encode(amoResultToWire(result)).finish();
+  private answer(call: PendingCall, shard: ShardId, result: AmoResult): void {
+    const encoded = wire.AmoResult.encode(amoResultToWire(result, shard)).finish();
     const answer = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     const bytes = answer.length + GRPC_MESSAGE_PREFIX_BYTES;
     const refusal = this.refusal(call.peer, bytes);

@@ -67,7 +67,7 @@ export class CounterServer implements ProtocolNode<RpcMessage, RpcTimer> {
   onMessage(from: NodeId, m: RpcMessage): void {
     if (m.type !== 'ClientCommand') return;
     const result = this.amo.apply(m.command, this.stores);
-    this.env.send(from, { type: 'ClientResult', result });
+    this.env.send(from, { type: 'ClientResult', shard: m.shard, result });
   }
 
   onTimer(): void {}

@@ -7,7 +7,7 @@
 // Usage: node --expose-gc --import tsx test/support/gateway-process.ts --reply-bytes N --cluster-id ID
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { groupId, nodeId } from '../../src/core/ids.js';
+import { groupId, nodeId, shardId } from '../../src/core/ids.js';
 import type { NodeMessage } from '../../src/paxos/group-env.js';
 import type { GroupMessage } from '../../src/paxos/group-server.js';
 import { nodeWireCodec } from '../../src/paxos/group-wire.js';
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     // A fresh buffer per answer, as a get read from storage would be.
     const result = new Uint8Array(replyBytes).fill(answered++ % 251);
     const { session, seq } = m.command;
-    gateway.send(from, [{ group, message: { type: 'ClientResult', result: { kind: 'result', session, seq, result } } }]);
+    gateway.send(from, [{ group, message: { type: 'ClientResult', shard: shardId(0), result: { kind: 'result', session, seq, result } } }]);
   });
   console.log(`listening ${port}`);
   for await (const line of createInterface({ input: process.stdin })) {

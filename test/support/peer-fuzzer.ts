@@ -323,6 +323,6 @@ function staleMessages(t: Target, rng: Prng): PeerMessage[] {
     }),
     paxosMessage({ $case: 'transferReset', value: { id } }),
     { body: { $case: 'clientCommand', value: { kind: { $case: 'register', value: { nonce: id } }, shard: 0 } }, group: 1 },
-    { body: { $case: 'clientResult', value: { kind: { $case: 'registered', value: { nonce: id, session: 1 } } } }, group: 1 },
+    { body: { $case: 'clientResult', value: { kind: { $case: 'registered', value: { nonce: id, session: 1 } }, shard: 0 } }, group: 1 },
   ];
 }

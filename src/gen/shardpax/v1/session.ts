@@ -53,6 +53,8 @@ export interface AmoResult {
     | { $case: "read"; value: ReadResult }
     | { $case: "wrongGroup"; value: WrongGroup }
     | undefined;
+  /** The shard of the command answered: a client keeps one session per shard. */
+  shard: number;
 }
 
 /**
@@ -379,7 +381,7 @@ export const SessionRequest: MessageFns<SessionRequest> = {
 };
 
 function createBaseAmoResult(): AmoResult {
-  return { kind: undefined };
+  return { kind: undefined, shard: 0 };
 }
 
 export const AmoResult: MessageFns<AmoResult> = {
@@ -400,6 +402,9 @@ export const AmoResult: MessageFns<AmoResult> = {
       case "wrongGroup":
         WrongGroup.encode(message.kind.value, writer.uint32(42).fork()).join();
         break;
+    }
+    if (message.shard !== 0) {
+      writer.uint32(48).uint32(message.shard);
     }
     return writer;
   },
@@ -455,6 +460,14 @@ export const AmoResult: MessageFns<AmoResult> = {
             }
 
             message.kind = { $case: "wrongGroup", value: WrongGroup.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.shard = reader.uint32();
             continue;
           }
         }
