@@ -152,7 +152,7 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
       factory: (env: Env<GroupMessage, ShardedClientTimer>, stored: StoredState) => {
         const config = { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, self: id, members, logRetainSlots: 50, maxChunkBytes: 64 };
         if (g === SM) return new ShardMasterServer(env, config, app, stored, {}, clusterNodes);
-        const sharding = { ...DEFAULT_SHARDING_TUNING, group: g, shards: SHARDS, shardMaster: PLACEMENT.get(SM) ?? [], clusterNodes };
+        const sharding = { ...DEFAULT_SHARDING_TUNING, group: g, shards: SHARDS, shardMaster: PLACEMENT.get(SM) ?? [], clusterNodes, shardOf: sharder.shardOf };
         return new KvGroupServer(env, config, stored, {}, sharding);
       },
     }));

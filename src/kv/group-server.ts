@@ -34,6 +34,8 @@ import {
   shardPrefix,
 } from '../paxos/group-server.js';
 import { WireError } from '../rpc/codec.js';
+import type { AmoCommand } from '../rpc/messages.js';
+import { decodeKvCommand } from './codec.js';
 import { KvApplication } from './kv-application.js';
 import { decodeGroupPeer, decodeStep, encodeGroupPeer, encodeStep } from './migration-codec.js';
 import type { GroupPeerBody, KvGroupStep } from './migration-messages.js';
@@ -47,6 +49,8 @@ export interface KvSharding {
   readonly shardMaster: readonly NodeId[];
   /** Every node of the cluster: a group message from any other is dropped. */
   readonly clusterNodes: ReadonlySet<NodeId>;
+  /** key -> shard, as the SDK routes (src/shardmaster/key-shard.ts). */
+  readonly shardOf: (key: string) => ShardId;
   /** The leader asks for the next config, and pulls again, this many ticks apart. */
   readonly pollTicks: number;
   /** Shards pulled at once, and pulls answered at once (each a scan of up to maxChunkBytes). */
@@ -100,6 +104,18 @@ export class KvGroupServer extends GroupServer {
   override checkInvariants(): void {
     super.checkInvariants();
     this.table?.checkInvariants();
+  }
+
+  protected override misrouted(shard: ShardId, command: AmoCommand): string | undefined {
+    if (this.sharding === undefined || command.kind === 'register') return undefined;
+    let key: string;
+    try {
+      key = decodeKvCommand(command.command).key;
+    } catch {
+      return undefined; // the application refuses it with its own error
+    }
+    const owner = this.sharding.shardOf(key);
+    return owner === shard ? undefined : `key ${JSON.stringify(key.slice(0, 80))} is in shard ${owner}, not ${shard}`;
   }
 
   protected override refusal(shard: ShardId): ConfigNum | undefined {

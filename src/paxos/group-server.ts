@@ -191,8 +191,19 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
     this.env.send(to, { type: 'ClientResult', shard, result });
   }
 
+  /** Why `command` does not belong in `shard` (a key of another shard), or undefined if it does. */
+  protected misrouted(_shard: ShardId, _command: AmoCommand): string | undefined {
+    return undefined;
+  }
+
   /** A client's command arrived here: remember whom to answer. True if it still needs proposing. */
   private admit(client: NodeId, { shard, command }: ShardedCommand): boolean {
+    const wrong = this.misrouted(shard, command);
+    if (wrong !== undefined) {
+      // A client that hashes keys differently would scatter a key over shards: refused before it is stored.
+      this.paxos.invalid.count('command-in-wrong-shard', `from ${client}: ${wrong}`);
+      return false;
+    }
     const refused = this.refusal(shard);
     if (refused !== undefined) {
       mark('group server refuses a shard it does not serve at admission');
