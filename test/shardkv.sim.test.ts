@@ -20,6 +20,7 @@ import { markCount, resetMarks } from '../src/core/marks.js';
 import { Prng } from '../src/core/prng.js';
 import type { StoredState } from '../src/core/storage.js';
 import { DEFAULT_SHARDING_TUNING, KvGroupServer } from '../src/kv/group-server.js';
+import { decodeGroupPeer } from '../src/kv/migration-codec.js';
 import type { NodeMessage, NodeTimer } from '../src/paxos/group-env.js';
 import { GroupMux, groupSpaces } from '../src/paxos/group-mux.js';
 import { DEFAULT_GROUP_TUNING, GROUP_PRELOAD, type GroupMessage, GroupServer } from '../src/paxos/group-server.js';
@@ -64,7 +65,7 @@ class Admin implements ProtocolNode<Message, Timer> {
 
   constructor(
     private readonly env: Env<Message, Timer>,
-    private readonly o: { readonly changes: number; readonly meanThinkMs: number; readonly seed: number },
+    private readonly o: { readonly changes: number; readonly meanThinkMs: number; readonly seed: number; readonly script?: readonly ShardMasterCommand[] },
   ) {
     this.rng = new Prng(o.seed);
     this.session = new ClientSession(
@@ -97,8 +98,11 @@ class Admin implements ProtocolNode<Message, Timer> {
     const first = KV_GROUPS[this.issued - 1];
     const group = first ?? KV_GROUPS[this.rng.int(0, KV_GROUPS.length - 1)] ?? groupId(1);
     const roll = first === undefined ? this.rng.next() : 0;
+    const scripted = this.o.script?.[this.issued - 1];
     const command: ShardMasterCommand =
-      roll < 0.3
+      scripted !== undefined
+        ? scripted
+        : roll < 0.3
         ? { kind: 'join', group, servers: [...(PLACEMENT.get(group) ?? [])] }
         : roll < 0.45
           ? { kind: 'leave', group }
@@ -135,7 +139,22 @@ function wrap(env: Env<Message, Timer>): Env<GroupMessage, RpcTimer> {
   };
 }
 
-function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: { readonly ops: number; readonly faultMs: number; readonly changes: number }) {
+interface RunOptions {
+  readonly ops: number;
+  readonly faultMs: number;
+  readonly changes: number;
+  /** The admin's commands, in order, instead of random ones. */
+  readonly script?: readonly ShardMasterCommand[];
+  /** Drops every pull answer for `shard` while it says so (at virtual time `nowMs`): a migration held stalled. */
+  readonly stalled?: (shard: number, nowMs: number) => boolean;
+  /** The admin's mean pause between changes (default: its changes spread over the fault window). */
+  readonly adminThinkMs?: number;
+  readonly nemesis?: boolean;
+  /** Keys of each of the four clients (default: every key). */
+  readonly clientKeys?: readonly (readonly string[])[];
+}
+
+function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: RunOptions) {
   const rng = new Prng(seed ^ 0x5a4d);
   const faults = { lossRate: rng.next() * 0.1, duplicateRate: rng.next() * 0.1, minDelayMs: 1, maxDelayMs: 2 + rng.int(0, 20) };
   const sim = new Simulation<Message, Timer>({
@@ -152,6 +171,19 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
       factory: (env: Env<GroupMessage, ShardedClientTimer>, stored: StoredState) => {
         const config = { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, self: id, members, logRetainSlots: 50, maxChunkBytes: 64 };
         if (g === SM) return new ShardMasterServer(env, config, app, stored, {}, clusterNodes);
+        const stalled = o.stalled;
+        if (stalled !== undefined) {
+          const send = env.sendToGroup?.bind(env);
+          env = Object.assign(Object.create(env) as typeof env, {
+            sendToGroup: (group: GroupId, to: NodeId, m: GroupMessage) => {
+              if (m.type === 'HostMessage') {
+                const body = decodeGroupPeer(m.body, { shards: SHARDS }).body;
+                if (body.kind === 'pullReply' && stalled(body.shard, env.now())) return;
+              }
+              send?.(group, to, m);
+            },
+          });
+        }
         const sharding = { ...DEFAULT_SHARDING_TUNING, group: g, shards: SHARDS, shardMaster: PLACEMENT.get(SM) ?? [], clusterNodes, shardOf: sharder.shardOf };
         return new KvGroupServer(env, config, stored, {}, sharding);
       },
@@ -168,14 +200,15 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
           sharder,
           ops: o.ops,
           meanThinkMs: Math.ceil(o.faultMs / o.ops),
-          keys: KEYS,
+          keys: o.clientKeys?.[i] ?? KEYS,
           seed: seed * 31 + i,
           now: () => sim.now,
         }),
     );
   }
   const adminId = nodeId('admin');
-  sim.addNode(adminId, (env) => new Admin(env, { changes: o.changes, meanThinkMs: Math.ceil(o.faultMs / o.changes), seed: seed * 17 }));
+  const adminOptions = { changes: o.changes, meanThinkMs: o.adminThinkMs ?? Math.ceil(o.faultMs / o.changes), seed: seed * 17 };
+  sim.addNode(adminId, (env) => new Admin(env, o.script === undefined ? adminOptions : { ...adminOptions, script: o.script }));
 
   const mux = (id: NodeId) => sim.role(id, GroupMux<GroupMessage, ShardedClientTimer>);
   const server = (id: NodeId, g: GroupId): GroupServer => {
@@ -210,7 +243,7 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
     }
     return violation !== undefined;
   };
-  nemesis(sim, rng, o.faultMs);
+  if (o.nemesis ?? true) nemesis(sim, rng, o.faultMs);
   const clients = () => clientIds.map((id) => sim.role(id, ShardedKvClient));
   const admin = () => sim.role(adminId, Admin);
   const finished = sim.runUntil(() => checkOneOwner() || (clients().every((c) => c.done()) && admin().done()), o.faultMs + 120_000);
@@ -310,4 +343,36 @@ describe('sharded KV groups in simulation', () => {
     }
     expect(markCount('invalid input dropped'), 'honest messages dropped as invalid').toBe(0);
   }, 600_000);
+
+  it('shards not moving keep serving while a migration is held stalled for a long time', async () => {
+    const app = await ShardMasterApplication.load(SHARDS);
+    const sharder = await loadKeySharder(SHARDS);
+    const moving = sharder.shardOf('a');
+    const STALL_END_MS = 20_000;
+    const join = (g: GroupId): ShardMasterCommand => ({ kind: 'join', group: g, servers: [...(PLACEMENT.get(g) ?? [])] });
+    // Two moves of 'a''s shard: whichever group owns it after the joins, at least one of them moves it.
+    const script = [...KV_GROUPS.map(join), ...[2, 3].map((g): ShardMasterCommand => ({ kind: 'move', shard: moving, group: groupId(g) }))];
+    resetMarks();
+    const r = run(3, app, sharder, {
+      ops: 60,
+      faultMs: 24_000,
+      changes: script.length,
+      script,
+      adminThinkMs: 200,
+      nemesis: false,
+      // Each client waits for one op at a time: three stay off the moving shard, one stays on it.
+      clientKeys: [0, 1, 2].map(() => KEYS.filter((k) => sharder.shardOf(k) !== moving)).concat([KEYS.filter((k) => sharder.shardOf(k) === moving)]),
+      stalled: (shard, nowMs) => shard === moving && nowMs < STALL_END_MS,
+    });
+    expect(r.finished && r.converged, 'everything finished once the stall ended').toBe(true);
+    expect(checkLinearizable(r.history).ok).toBe(true);
+    expect(markCount('kv group serves a shard it received')).toBeGreaterThan(0);
+    // Ops called well inside the stall: those of other shards all returned within it; one of the moving shard's waited it out.
+    const during = r.history.filter((e) => e.call >= 8_000 && e.call <= STALL_END_MS - 3_000);
+    const others = during.filter((e) => sharder.shardOf(e.op.key) !== moving);
+    const stuck = r.history.filter((e) => sharder.shardOf(e.op.key) === moving && e.call < STALL_END_MS - 3_000);
+    expect(others.length).toBeGreaterThan(20);
+    for (const e of others) expect(e.ret?.time ?? Infinity, `${e.client} ${e.op.kind} ${e.op.key} at ${e.call}`).toBeLessThan(STALL_END_MS);
+    expect(stuck.some((e) => (e.ret?.time ?? 0) >= STALL_END_MS), 'the moving shard was really stalled').toBe(true);
+  }, 120_000);
 });
