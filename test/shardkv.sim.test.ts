@@ -184,7 +184,7 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
             },
           });
         }
-        const sharding = { ...DEFAULT_SHARDING_TUNING, group: g, shards: SHARDS, shardMaster: PLACEMENT.get(SM) ?? [], clusterNodes, shardOf: sharder.shardOf };
+        const sharding = { ...DEFAULT_SHARDING_TUNING, group: g, shards: SHARDS, shardMaster: PLACEMENT.get(SM) ?? [], clusterNodes, shardOf: (key: string) => sharder.shardOf(key) };
         return new KvGroupServer(env, config, stored, {}, sharding);
       },
     }));
