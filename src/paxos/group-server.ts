@@ -218,7 +218,7 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
         return false;
       }
     }
-    const key = commandKey(command);
+    const key = commandKey(shard, command);
     const now = this.env.now();
     const earlier = this.waiting.get(key);
     this.waiting.delete(key);
@@ -255,7 +255,7 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
         refused === undefined
           ? this.amo.apply(command, this.stores(shard))
           : { kind: 'wrongGroup', shard, configNum: refused, refused: command };
-      const key = commandKey(command);
+      const key = commandKey(shard, command);
       const client = this.waiting.get(key)?.client;
       if (client === undefined) continue;
       this.waiting.delete(key);
@@ -273,14 +273,15 @@ export class GroupServer implements ProtocolNode<GroupMessage, GroupTimer> {
   }
 }
 
-function commandKey(c: AmoCommand): string {
+/** Which waiting client a command answers. Session ids are per shard, so the shard is part of it. */
+function commandKey(shard: ShardId, c: AmoCommand): string {
   switch (c.kind) {
     case 'register':
-      return `r${c.nonce}`;
+      return `${shard}r${c.nonce}`;
     case 'request':
-      return `${c.session}:${c.seq}`;
+      return `${shard}:${c.session}:${c.seq}`;
     case 'read':
-      return `q${c.id}`;
+      return `${shard}q${c.id}`;
     default:
       return assertNever(c, 'AmoCommand');
   }
