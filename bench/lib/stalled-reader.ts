@@ -32,10 +32,13 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { KvCommand } from '../../src/gen/shardpax/v1/kv.js';
+import { SubmitRequest } from '../../src/gen/shardpax/v1/client.js';
 import { AmoCommand, AmoResult } from '../../src/gen/shardpax/v1/session.js';
 import { CLUSTER_ID_METADATA } from '../../src/runtime/cluster-id-metadata.js';
 
 export const SUBMIT_PATH = '/shardpax.v1.KvService/Submit';
+/** The KV group a local cluster's SDK talks to (group 0 is the shard master's). */
+const KV_GROUP = 1;
 export type StallMode = 'socket' | 'stream';
 
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -137,8 +140,9 @@ export class RawGrpcConnection {
     return c;
   }
 
-  /** Starts a unary call with `message` (an AmoCommand); returns its stream id. */
-  call(message: Uint8Array): number {
+  /** Starts a unary call with `command` (an AmoCommand, for the local cluster's KV group); returns its stream id. */
+  call(command: Uint8Array): number {
+    const message = SubmitRequest.encode({ group: KV_GROUP, command: AmoCommand.decode(command) }).finish();
     const id = this.nextStream;
     this.nextStream += 2;
     this.streams.set(id, { id, chunks: [], bytes: 0, done: false, reset: false });
