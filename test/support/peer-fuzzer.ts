@@ -269,8 +269,8 @@ function fieldsOf(v: unknown, type: 'number' | 'string', out: Field[] = []): Fie
   return out;
 }
 
-/** Numbers of the protocol: not the group id, a uint32 the encoder refuses to make huge (GROUPS readdresses). */
-const numericFields = (v: unknown): Field[] => fieldsOf(v, 'number').filter((f) => f.key !== 'group');
+/** Numbers of the protocol: not the uint32 ids the encoder refuses to make huge (the group: GROUPS readdresses; the shard). */
+const numericFields = (v: unknown): Field[] => fieldsOf(v, 'number').filter((f) => f.key !== 'group' && f.key !== 'shard');
 const stringFields = (v: unknown): Field[] => fieldsOf(v, 'string');
 
 /** Messages whose batch is past the bound (or a Propose of nothing). */
