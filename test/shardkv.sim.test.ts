@@ -337,6 +337,7 @@ describe('sharded KV groups in simulation', () => {
         'kv group serves a shard it received',
         'source deletes a handed-off shard after the receiver has it',
         'group server refuses a shard it does not serve at admission',
+        'group server refuses a shard it does not serve when applying',
       ]) {
         expect(markCount(path), `path never taken: ${path}`).toBeGreaterThan(0);
       }
