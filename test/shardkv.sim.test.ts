@@ -62,6 +62,8 @@ class Admin implements ProtocolNode<Message, Timer> {
   private readonly rng: Prng;
   private issued = 0;
   private current: ShardMasterCommand | undefined;
+  /** Groups joined as far as the answers tell: the last one never leaves (its shards would have no one to go to). */
+  private readonly joined = new Set<GroupId>();
 
   constructor(
     private readonly env: Env<Message, Timer>,
@@ -104,7 +106,7 @@ class Admin implements ProtocolNode<Message, Timer> {
         ? scripted
         : roll < 0.3
         ? { kind: 'join', group, servers: [...(PLACEMENT.get(group) ?? [])] }
-        : roll < 0.45
+        : roll < 0.45 && (this.joined.size > 1 || !this.joined.has(group))
           ? { kind: 'leave', group }
           : { kind: 'move', shard: shardId(this.rng.int(0, SHARDS - 1)), group };
     this.current = command;
@@ -115,7 +117,10 @@ class Admin implements ProtocolNode<Message, Timer> {
     const command = this.current;
     assert(command !== undefined && out.ok, 'an outcome for no command, or an expired session');
     this.current = undefined;
-    this.outcomes.push({ command, ok: decodeShardMasterResult(out.result).kind === 'done' });
+    const ok = decodeShardMasterResult(out.result).kind === 'done';
+    if (ok && command.kind === 'join') this.joined.add(command.group);
+    if (ok && command.kind === 'leave') this.joined.delete(command.group);
+    this.outcomes.push({ command, ok });
     this.think();
   }
 }
