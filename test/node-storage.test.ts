@@ -40,7 +40,7 @@ describe('init, then open', () => {
   it('init writes the identity record; open returns it', async () => {
     const c = cluster();
     const made = await initNodeStorage(c, n1(c));
-    expect(made).toMatchObject({ format: 2, clusterId: 'c1', nodeId: 'n1', rebuilding: false });
+    expect(made).toMatchObject({ format: 3, clusterId: 'c1', nodeId: 'n1', rebuilding: false });
     const { storage, identity } = await openNodeStorage(c, n1(c), ['state']);
     await storage.close();
     expect(identity).toEqual(made);
@@ -215,8 +215,9 @@ describe('identity record codec', () => {
     ['an array', enc([good]), 'not a JSON object'],
     ['a missing field', enc({ ...good, rebuilding: undefined }), 'fields are'],
     ['an extra field', enc({ ...good, extra: 1 }), 'fields are'],
-    ['a newer format', enc({ ...good, format: 3 }), 'storage format 3'],
+    ['a newer format', enc({ ...good, format: 4 }), 'storage format 4'],
     ['the format of one group per node', enc({ ...good, format: 1 }), 'storage format 1, of a shardpax that kept one group per node'],
+    ['the format of unsharded KV data', enc({ ...good, format: 2 }), 'storage format 2, of a shardpax that kept KV data and sessions unsharded'],
     ['a bad cluster id', enc({ ...good, clusterId: 'a b' }), 'bad clusterId'],
     ['an empty node id', enc({ ...good, nodeId: '' }), 'bad nodeId'],
     ['a bad date', enc({ ...good, createdAt: 'yesterday' }), 'bad createdAt'],

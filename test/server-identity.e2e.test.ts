@@ -158,7 +158,7 @@ describe('init, server, --rebuild', () => {
     expect(rebuilt.stdout()).toContain('rebuilding its storage from its peers');
     expect(await stop(rebuilt.child), rebuilt.output()).toBe(0);
     const identity = await checkNodeStorage(cluster, node);
-    expect(identity).toMatchObject({ format: 2, clusterId: 'cluster-s', nodeId: 'solo', rebuilding: true });
+    expect(identity).toMatchObject({ format: 3, clusterId: 'cluster-s', nodeId: 'solo', rebuilding: true });
     const old = await LevelStorage.open(moved ?? '', []);
     try {
       const oldIdentity = old.readIdentity();

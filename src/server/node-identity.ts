@@ -14,7 +14,7 @@ import { CLUSTER_ID } from '../runtime/cluster-config.js';
  * Layout version of a node's storage; a store of another version is refused.
  * 2: each group's spaces under its own prefix (`g<id>.`); 1 held one group's unprefixed.
  */
-export const STORAGE_FORMAT = 2;
+export const STORAGE_FORMAT = 3;
 
 export interface NodeIdentity {
   readonly format: typeof STORAGE_FORMAT;
@@ -61,6 +61,12 @@ export function decodeIdentity(bytes: Uint8Array): NodeIdentity | string {
     return (
       'storage format 1, of a shardpax that kept one group per node; this one keeps each group under its own prefix ' +
       `(format ${STORAGE_FORMAT}) and would see none of that data, as if the node had forgotten its promises`
+    );
+  }
+  if (r.format === 2) {
+    return (
+      'storage format 2, of a shardpax that kept KV data and sessions unsharded; this one keeps each shard under its ' +
+      `own range (format ${STORAGE_FORMAT}) and would see none of that data, as if the node had forgotten its promises`
     );
   }
   if (r.format !== STORAGE_FORMAT) return `storage format ${JSON.stringify(r.format)}; this shardpax reads format ${STORAGE_FORMAT}`;
