@@ -156,6 +156,15 @@ describe('ShardMasterApplication: refusals', () => {
     ['query of a config far after the latest', 'NO_SUCH_CONFIG', query(Number.MAX_SAFE_INTEGER)],
   ];
 
+  it('leave of the only group: LAST_GROUP (its shards would have nobody to go to), and nothing changes', () => {
+    const store = new MapStore();
+    expect(done(run(store, join(1)))).toBe(1);
+    const before = store.dump();
+    const r = run(store, leave(1));
+    expect(errorCode(r)).toBe('LAST_GROUP');
+    expect(store.dump()).toEqual(before);
+  });
+
   for (const [what, code, command] of cases) {
     it(`${what}: ${code}, and nothing changes`, () => {
       const store = threeGroups();

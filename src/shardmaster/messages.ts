@@ -14,7 +14,8 @@ export type ShardMasterErrorCodeName =
   | 'TOO_MANY_GROUPS'
   | 'SHARD_OUT_OF_RANGE'
   | 'ALREADY_OWNER'
-  | 'NO_SUCH_CONFIG';
+  | 'NO_SUCH_CONFIG'
+  | 'LAST_GROUP';
 
 /**
  * Numbers are whatever the wire carried (any uint32) and servers any strings:

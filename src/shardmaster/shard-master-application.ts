@@ -93,6 +93,10 @@ export class ShardMasterApplication implements Application {
   private leave(group: GroupId, store: StateStore): ShardMasterResult {
     const latest = this.latest(store);
     if (!latest.groups.has(group)) return unknownGroup(group, latest);
+    if (latest.groups.size === 1) {
+      // Its shards would be owned by nobody: frozen where they are, and a later first join would serve them empty.
+      return refuse('LAST_GROUP', `group ${group} is the only group in config ${latest.num}; join another before it leaves`);
+    }
     return this.commit(this.ring.leave(latest, group), store);
   }
 

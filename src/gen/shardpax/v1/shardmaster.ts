@@ -30,6 +30,8 @@ export enum ShardMasterErrorCode {
   SHARD_MASTER_ERROR_CODE_ALREADY_OWNER = 8,
   /** SHARD_MASTER_ERROR_CODE_NO_SUCH_CONFIG - A query of a config number above the latest. */
   SHARD_MASTER_ERROR_CODE_NO_SUCH_CONFIG = 9,
+  /** SHARD_MASTER_ERROR_CODE_LAST_GROUP - A leave of the only group: its shards would have no group to go to. */
+  SHARD_MASTER_ERROR_CODE_LAST_GROUP = 10,
   UNRECOGNIZED = -1,
 }
 
