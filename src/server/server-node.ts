@@ -3,7 +3,10 @@
 // master's for group 0 and the KV application for the others), all behind
 // one GroupMux in one NodeHost (one ready batch, one fsync per flush), wired
 // to LevelDB (its data folder, each group under its own prefix) and gRPC
-// (one peer stream per peer node, client and admin services on one port). It runs only on storage whose identity record names
+// (one peer stream per other node of the cluster, client and admin services on
+// one port). KV groups are sharded (src/kv/group-server.ts): their leaders ask
+// the shard master for configs and pull shards from other groups' replicas,
+// so any two nodes may exchange messages. It runs only on storage whose identity record names
 // this node of this cluster (node-storage.ts), or on a fresh store made by
 // `rebuild`. Invalid input the transport and the group server drop is counted
 // in its status and logged at most every 10 s (drop-log.ts).
@@ -13,7 +16,7 @@ import type { Env } from '../core/env.js';
 import type { GroupId, NodeId } from '../core/ids.js';
 import type { StoredState } from '../core/storage.js';
 import { AdminServiceService, type GroupStatus, type NodeStatus } from '../gen/shardpax/v1/client.js';
-import { KvGroupServer } from '../kv/group-server.js';
+import { DEFAULT_SHARDING_TUNING, KvGroupServer } from '../kv/group-server.js';
 import type { NodeMessage, NodeTimer } from '../paxos/group-env.js';
 import { GroupMux, groupSpaces } from '../paxos/group-mux.js';
 import {
@@ -30,6 +33,7 @@ import { DEFAULT_PAXOS_TUNING } from '../paxos/paxos-server.js';
 import { ClientGateway } from './client-gateway.js';
 import { type ClusterConfig, findNode, groupsOf, SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
 import { ShardMasterApplication } from '../shardmaster/shard-master-application.js';
+import { loadKeySharder } from '../shardmaster/key-shard.js';
 import { ShardMasterServer } from '../shardmaster/shard-master-server.js';
 import { DropLog } from './drop-log.js';
 import { GrpcTransport } from './grpc-transport.js';
@@ -97,9 +101,10 @@ export async function startServerNode(
   const node = findNode(cluster, id);
   const groups = groupsOf(cluster, node.id);
   const groupIds = groups.map((g) => g.id);
-  // One stream per node that shares a group with this one, whatever the groups.
-  const peerIds = new Set(groups.flatMap((g) => g.nodes).filter((n) => n !== node.id));
-  const peers = new Map(cluster.nodes.filter((n) => peerIds.has(n.id)).map((n) => [n.id, n.address]));
+  // One stream per other node of the cluster: shard pulls and config queries cross groups.
+  const peers = new Map(cluster.nodes.filter((n) => n.id !== node.id).map((n) => [n.id, n.address]));
+  const clusterNodes: ReadonlySet<NodeId> = new Set(cluster.nodes.map((n) => n.id));
+  const shardMasterNodes = cluster.groups.find((g) => g.id === SHARD_MASTER_GROUP)?.nodes ?? [];
   const spaces = groupSpaces(groupIds, GROUP_SPACES);
   const opened = options.rebuild
     ? await rebuildNodeStorage(cluster, node, spaces)
@@ -143,8 +148,9 @@ export async function startServerNode(
     throw err;
   });
   const tuning = { ...DEFAULT_PAXOS_TUNING, ...DEFAULT_GROUP_TUNING, ...options.tuning };
-  // xxhash-wasm loads asynchronously: the shard master's application is made before the host runs.
+  // xxhash-wasm loads asynchronously: the shard master's application and the key sharder are made before the host runs.
   const shardMaster = groupIds.includes(SHARD_MASTER_GROUP) ? await ShardMasterApplication.load(cluster.shards) : undefined;
+  const sharder = await loadKeySharder(cluster.shards);
   const hosted = groups.map((g) => ({
     id: g.id,
     factory: (env: Env<GroupMessage, GroupTimer>, stored: StoredState) => {
@@ -153,8 +159,15 @@ export async function startServerNode(
       const config = { ...tuning, self: node.id, members: g.nodes, rebuild: identity.rebuilding };
       const server =
         g.id === SHARD_MASTER_GROUP && shardMaster !== undefined
-          ? new ShardMasterServer(env, config, shardMaster, stored)
-          : new KvGroupServer(env, config, stored);
+          ? new ShardMasterServer(env, config, shardMaster, stored, {}, clusterNodes)
+          : new KvGroupServer(env, config, stored, {}, {
+              ...DEFAULT_SHARDING_TUNING,
+              group: g.id,
+              shards: cluster.shards,
+              shardMaster: shardMasterNodes,
+              clusterNodes,
+              shardOf: (key) => sharder.shardOf(key),
+            });
       servers.set(g.id, server);
       return server;
     },
