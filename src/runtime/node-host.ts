@@ -163,6 +163,12 @@ export class NodeHost<M, T> {
   private sendAll(messages: readonly { to: NodeId; message: M }[]): void {
     const byPeer = new Map<NodeId, M[]>();
     for (const { to, message } of messages) {
+      if (to === this.options.id) {
+        // To itself (a KV group asking the shard master's replica on the same node, say): delivered
+        // here, on a later turn like any message, as the simulation does; transports reach other nodes only.
+        setImmediate(() => this.input((r) => r.onMessage(to, message)));
+        continue;
+      }
       const list = byPeer.get(to);
       if (list === undefined) byPeer.set(to, [message]);
       else list.push(message);
