@@ -1,38 +1,22 @@
 // The SDK's entry: connect() to a cluster, then get/put/delete. Every
-// operation travels through one exactly-once session (retried until
-// answered, never applied twice) with up to `window` operations in flight.
-// Until operations are routed by shard, they all go to one KV group: the
-// lowest KV group id of the cluster (group 1 in a `shardpax dev` cluster).
-import { type GroupId, groupId } from '../core/ids.js';
+// operation goes to the KV group that owns its key's shard (per the shard
+// master's latest config, reloaded when a group answers WrongGroup) through
+// that shard's exactly-once session (retried until answered, never applied
+// twice), with up to `window` operations in flight per shard.
 import { decodeKvResult, encodeKvCommand } from '../kv/codec.js';
 import { checkCommand, KvInputError } from '../kv/limits.js';
 import type { KvCommand } from '../kv/messages.js';
-import { defaultKvGroup } from '../runtime/cluster-config.js';
 import { checkConnectOptions, checkKey, checkValue } from './arguments.js';
-import { type ConnectOptions, type GroupChoice, GroupClient } from './group-client.js';
+import { type ConnectOptions, GroupClient } from './group-client.js';
 
 export type { ConnectOptions };
-
-/** The KV group of a cluster file, or the lowest KV group (id above 0) an endpoint hosts. */
-const KV_GROUP: GroupChoice = {
-  fromFile: defaultKvGroup,
-  fromStatuses: (statuses) => {
-    const ids = statuses.flatMap((s) => s.groups.map((g) => g.group)).filter((id) => id > 0);
-    return ids.length === 0 ? undefined : groupId(Math.min(...ids));
-  },
-};
 
 export class Db {
   private constructor(private readonly client: GroupClient) {}
 
   /** @internal use connect() */
   static async open(options: ConnectOptions): Promise<Db> {
-    return new Db(await GroupClient.connect(options, KV_GROUP));
-  }
-
-  /** The KV group this client's operations go to. */
-  get group(): GroupId {
-    return this.client.group;
+    return new Db(await GroupClient.connectRouted(options));
   }
 
   // The calls are async so that a wrong argument (checkKey, checkValue) is a rejection, like every other failure.
@@ -59,7 +43,7 @@ export class Db {
     checkCommand(command); // bad input fails here, before it costs a round trip
     const read = command.kind === 'get';
     const what = `${command.kind} ${JSON.stringify(command.key)}`;
-    const r = decodeKvResult(await this.client.submit({ command: encodeKvCommand(command), read, what }));
+    const r = decodeKvResult(await this.client.submit({ command: encodeKvCommand(command), read, what, key: command.key }));
     switch (r.kind) {
       case 'value':
         return r.value;

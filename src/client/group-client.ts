@@ -1,15 +1,20 @@
-// A client of one replica group: finds the group's servers (in the cluster
-// file, or by asking the endpoints), then carries commands through one
-// exactly-once session (retried until answered, never applied twice) with up
-// to `window` in flight. Commands and results are the group application's
-// bytes; Db (the KV groups) and ShardMasterAdmin (group 0) give them meaning.
+// A client of a cluster's replica groups: finds the servers (in the cluster
+// file, or by asking the endpoints), then carries commands through
+// exactly-once sessions (retried until answered, never applied twice) with up
+// to `window` in flight per session: one session to one group (connect, for
+// ShardMasterAdmin and group 0), or one per shard through the shard router
+// (connectRouted, for Db and the KV groups: src/client/shard-router.ts).
+// Commands and results are the group application's bytes; Db and
+// ShardMasterAdmin give them meaning.
 import { randomUUID } from 'node:crypto';
 import { assert } from '../core/assert.js';
 import type { Env, ProtocolNode } from '../core/env.js';
 import { type GroupId, millis, type NodeId, nodeId, shardId } from '../core/ids.js';
 import { ClientSession, type Outcome } from '../rpc/client-session.js';
-import type { RpcMessage, RpcTimer } from '../rpc/messages.js';
-import { type ClusterConfig, ClusterConfigError, loadClusterConfig } from '../runtime/cluster-config.js';
+import type { RpcMessage } from '../rpc/messages.js';
+import { type ClusterConfig, ClusterConfigError, loadClusterConfig, SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
+import { decodeShardMasterResult, encodeShardMasterCommand } from '../shardmaster/codec.js';
+import { type KeySharder, loadKeySharder } from '../shardmaster/key-shard.js';
 import { NodeHost } from '../runtime/node-host.js';
 import { fetchStatus, type NodeStatus } from './admin.js';
 import {
@@ -20,6 +25,7 @@ import {
   type ShardpaxError,
   WrongClusterError,
 } from './errors.js';
+import { type GroupTagged, groupTaggedEnv, type RouterTimer, ShardRouter } from './shard-router.js';
 import { UnaryClientTransport } from './unary-transport.js';
 
 export interface ConnectOptions {
@@ -54,6 +60,8 @@ export interface GroupCall {
   readonly command: Uint8Array;
   readonly read: boolean;
   readonly what: string;
+  /** The key it is about: a routed client sends it to the group that owns the key's shard. */
+  readonly key?: string;
 }
 
 interface Waiter {
@@ -63,17 +71,59 @@ interface Waiter {
   readonly timer: NodeJS.Timeout;
 }
 
-/** A ProtocolNode that owns one client session. */
-class SessionNode implements ProtocolNode<RpcMessage, RpcTimer> {
-  readonly session: ClientSession;
-  constructor(env: Env<RpcMessage, RpcTimer>, servers: readonly NodeId[], window: number, onOutcome: (t: number, o: Outcome) => void) {
-    this.session = new ClientSession(env, { servers, retryMs: millis(500), window, timerOwner: 0, shard: shardId(0) }, onOutcome);
+const RETRY_MS = millis(500);
+
+/** The node a client's host runs: takes calls, returns tickets its outcomes will carry. */
+interface CallNode extends ProtocolNode<GroupTagged<RpcMessage>, RouterTimer> {
+  submit(call: GroupCall): number;
+}
+
+/** One client session to one group. */
+class SessionNode implements CallNode {
+  private readonly session: ClientSession;
+  constructor(
+    env: Env<GroupTagged<RpcMessage>, RouterTimer>,
+    group: GroupId,
+    servers: readonly NodeId[],
+    window: number,
+    onOutcome: (t: number, o: Outcome) => void,
+  ) {
+    const options = { servers, retryMs: RETRY_MS, window, timerOwner: 0, shard: shardId(0) };
+    this.session = new ClientSession(groupTaggedEnv(env, () => group), options, onOutcome);
   }
-  onMessage(_from: NodeId, m: RpcMessage): void {
-    if (m.type === 'ClientResult') this.session.onResult(m.result);
+  submit(call: GroupCall): number {
+    // A read needs no place in the exactly-once table: a retry just reads again.
+    return call.read ? this.session.read(call.command) : this.session.submit(call.command);
   }
-  onTimer(t: RpcTimer): void {
-    if (t.type === 'SessionRetry') this.session.onTimer(t);
+  onMessage(_from: NodeId, m: GroupTagged<RpcMessage>): void {
+    if (m.message.type === 'ClientResult') this.session.onResult(m.message.result);
+  }
+  onTimer(t: RouterTimer): void {
+    if (t.timer.type === 'SessionRetry') this.session.onTimer(t.timer);
+  }
+}
+
+/** Sessions per shard, routed by the shard master's config. */
+class RouterNode implements CallNode {
+  private readonly router: ShardRouter;
+  constructor(
+    env: Env<GroupTagged<RpcMessage>, RouterTimer>,
+    shardMaster: readonly NodeId[],
+    private readonly sharder: KeySharder,
+    window: number,
+    onOutcome: (t: number, o: Outcome) => void,
+  ) {
+    this.router = new ShardRouter(env, { shardMaster, retryMs: RETRY_MS, window }, onOutcome);
+  }
+  submit(call: GroupCall): number {
+    assert(call.key !== undefined, 'a routed call names its key');
+    return this.router.submit(this.sharder.shardOf(call.key), call.command, call.read);
+  }
+  onMessage(from: NodeId, m: GroupTagged<RpcMessage>): void {
+    this.router.onMessage(from, m);
+  }
+  onTimer(t: RouterTimer): void {
+    this.router.onTimer(t);
   }
 }
 
@@ -84,13 +134,64 @@ export class GroupClient {
   private refused: WrongClusterError | undefined;
   private hostClosed: Promise<void> | undefined;
   // Set once by open(): the host builds the node, whose outcomes call back into this client.
-  private host!: NodeHost<RpcMessage, RpcTimer>;
-  private node!: SessionNode;
+  private host!: NodeHost<GroupTagged<RpcMessage>, RouterTimer>;
+  private node!: CallNode;
 
-  private constructor(
-    readonly group: GroupId,
-    private readonly timeoutMs: number,
-  ) {}
+  private constructor(private readonly timeoutMs: number) {}
+
+  /**
+   * Connects to every node and routes each call by its key's shard. Rejects with
+   * ClusterUnreachableError when no server answers (with endpoints: when none
+   * hosts the shard master); servers down at this moment are still used once they return.
+   */
+  static async connectRouted(options: ConnectOptions): Promise<GroupClient> {
+    const { servers, clusterId, file } = resolveEndpoints(options);
+    const timeout = options.connectTimeoutMs ?? 5_000;
+    const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout, clusterId)));
+    const endpoints = new Map<NodeId, string>();
+    const shardMaster: NodeId[] = [];
+    const reasons: string[] = [];
+    statuses.forEach((s, i) => {
+      const server = servers[i];
+      assert(server !== undefined);
+      if (s.status === 'rejected') {
+        if (s.reason instanceof WrongClusterError) throw s.reason;
+        reasons.push(s.reason instanceof Error ? s.reason.message : String(s.reason));
+        return;
+      }
+      endpoints.set(nodeId(s.value.node), server.address);
+      if (s.value.groups.some((g) => g.group === SHARD_MASTER_GROUP)) shardMaster.push(nodeId(s.value.node));
+    });
+    if (reasons.length === servers.length) {
+      throw new ClusterUnreachableError(`no server answered within ${timeout} ms: ${reasons.join('; ')}`);
+    }
+    if (file !== undefined) {
+      const endpoints = new Map(file.nodes.map((n) => [n.id, n.address]));
+      const shardMaster = file.groups.find((g) => g.id === SHARD_MASTER_GROUP)?.nodes ?? [];
+      const sharder = await loadKeySharder(file.shards);
+      return GroupClient.open(endpoints, file.clusterId, options, (env, window, done) => new RouterNode(env, shardMaster, sharder, window, done));
+    }
+    // Bare endpoints: the nodes name themselves, and the shard master tells the shard count.
+    if (shardMaster.length === 0) throw new ClusterUnreachableError('no server that answered hosts the shard master (group 0)');
+    const admin = await GroupClient.connect(options, {
+      fromFile: () => SHARD_MASTER_GROUP,
+      fromStatuses: () => SHARD_MASTER_GROUP,
+    });
+    let shards: number;
+    try {
+      const r = decodeShardMasterResult(
+        await admin.submit({ command: encodeShardMasterCommand({ kind: 'query', num: undefined }), read: true, what: 'query the shard count' }),
+      );
+      if (r.kind !== 'config') throw new ClusterUnreachableError(`the shard master answered a query with ${r.kind}`);
+      shards = r.config.shards.length;
+    } finally {
+      await admin.close();
+    }
+    const sharder = await loadKeySharder(shards);
+    const first = statuses.find((s) => s.status === 'fulfilled');
+    assert(first !== undefined && first.status === 'fulfilled');
+    return GroupClient.open(endpoints, clusterId ?? first.value.clusterId, options, (env, window, done) => new RouterNode(env, shardMaster, sharder, window, done));
+  }
 
   /**
    * Connects to the group `choice` picks. Rejects with ClusterUnreachableError
@@ -147,21 +248,20 @@ export class GroupClient {
       if (replica.leader) leader = id;
     });
     const order = [...endpoints.keys()].sort((a, b) => (a === leader ? -1 : b === leader ? 1 : 0));
-    return GroupClient.open(endpoints, order, group, clusterId ?? first, options);
+    return GroupClient.open(endpoints, clusterId ?? first, options, (env, window, done) => new SessionNode(env, group, order, window, done));
   }
 
   private static async open(
     endpoints: ReadonlyMap<NodeId, string>,
-    order: readonly NodeId[],
-    group: GroupId,
     clusterId: string,
     o: ConnectOptions,
+    makeNode: (env: Env<GroupTagged<RpcMessage>, RouterTimer>, window: number, onOutcome: (t: number, o: Outcome) => void) => CallNode,
   ): Promise<GroupClient> {
-    const c = new GroupClient(group, o.timeoutMs ?? 10_000);
-    c.host = await NodeHost.start<RpcMessage, RpcTimer>({
+    const c = new GroupClient(o.timeoutMs ?? 10_000);
+    c.host = await NodeHost.start<GroupTagged<RpcMessage>, RouterTimer>({
       id: nodeId(`client-${randomUUID().slice(0, 8)}`),
-      factory: (env) => (c.node = new SessionNode(env, order, o.window ?? 64, (t, out) => c.complete(t, out))),
-      transport: new UnaryClientTransport(endpoints, group, 2_000, clusterId, (err) => c.wrongCluster(err)),
+      factory: (env) => (c.node = makeNode(env, o.window ?? 64, (t, out) => c.complete(t, out))),
+      transport: new UnaryClientTransport(endpoints, 2_000, clusterId, (err) => c.wrongCluster(err)),
     });
     return c;
   }
@@ -173,8 +273,7 @@ export class GroupClient {
     return new Promise((resolve, reject) => {
       let ticket = -1;
       this.host.input(() => {
-        // A read needs no place in the exactly-once table: a retry just reads again.
-        ticket = call.read ? this.node.session.read(call.command) : this.node.session.submit(call.command);
+        ticket = this.node.submit(call);
       });
       if (ticket < 0) {
         // The host stopped itself (a failed disk write): nothing was sent.

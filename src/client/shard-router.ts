@@ -71,7 +71,7 @@ export class ShardRouter {
     private readonly onOutcome: (ticket: number, outcome: Outcome) => void,
   ) {
     const session = { servers: options.shardMaster, retryMs: options.retryMs, window: 1, timerOwner: CONFIG_OWNER, shard: shardId(0) };
-    this.configSession = new ClientSession(this.sessionEnv(() => SHARD_MASTER), session, (_t, o) => this.configLoaded(o));
+    this.configSession = new ClientSession(groupTaggedEnv(this.env, () => SHARD_MASTER), session, (_t, o) => this.configLoaded(o));
   }
 
   /** The config routing follows, once loaded. */
@@ -178,7 +178,7 @@ export class ShardRouter {
     const route: Route = {
       group: owner,
       session: new ClientSession(
-        this.sessionEnv(() => route.group),
+        groupTaggedEnv(this.env, () => route.group),
         { servers: this.servers(owner), retryMs: this.options.retryMs, window: this.options.window, timerOwner: shard + 1, shard },
         (t, o) => this.completed(shard, t, o),
         () => this.wrongGroup(),
@@ -206,24 +206,23 @@ export class ShardRouter {
     assert(servers !== undefined && servers.length > 0, `config names group ${group} without servers`);
     return servers;
   }
+}
 
-  /** An env for one session: sends go to the group `group()` names at the time, timers come back by owner. */
-  private sessionEnv(group: () => GroupId): Env<RpcMessage, RpcTimer> {
-    const env = this.env;
-    return {
-      self: env.self,
-      send: (to, message) => env.send(to, { group: group(), message }),
-      sendNow: (to, message) => env.sendNow(to, { group: group(), message }),
-      setTimer: (timer, afterMs) => env.setTimer({ group: SHARD_MASTER, timer }, afterMs),
-      persist: (...writes: StorageWrite[]) => env.persist(...writes),
-      persistUnsynced: (...writes: StorageWrite[]) => env.persistUnsynced(...writes),
-      syncBeforeSending: () => env.syncBeforeSending(),
-      read: (space, key) => env.read(space, key),
-      openSnapshot: () => env.openSnapshot(),
-      releaseSnapshot: (id) => env.releaseSnapshot(id),
-      scan: (request: ScanRequest) => env.scan(request),
-      now: () => env.now(),
-      random: () => env.random(),
-    };
-  }
+/** An env for one session over a node's `env`: sends go to the group `group()` names at the time, timers come back by owner. */
+export function groupTaggedEnv(env: Env<GroupTagged<RpcMessage>, RouterTimer>, group: () => GroupId): Env<RpcMessage, RpcTimer> {
+  return {
+    self: env.self,
+    send: (to, message) => env.send(to, { group: group(), message }),
+    sendNow: (to, message) => env.sendNow(to, { group: group(), message }),
+    setTimer: (timer, afterMs) => env.setTimer({ group: SHARD_MASTER, timer }, afterMs),
+    persist: (...writes: StorageWrite[]) => env.persist(...writes),
+    persistUnsynced: (...writes: StorageWrite[]) => env.persistUnsynced(...writes),
+    syncBeforeSending: () => env.syncBeforeSending(),
+    read: (space, key) => env.read(space, key),
+    openSnapshot: () => env.openSnapshot(),
+    releaseSnapshot: (id) => env.releaseSnapshot(id),
+    scan: (request: ScanRequest) => env.scan(request),
+    now: () => env.now(),
+    random: () => env.random(),
+  };
 }
