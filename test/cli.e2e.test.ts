@@ -325,7 +325,7 @@ describe('misuse of the CLI against a running cluster', () => {
   beforeAll(async () => {
     cluster = (await LocalCluster.create({ replicas: 3 })).cluster;
     cluster.startAll();
-    await cluster.awaitLeader(30_000);
+    await cluster.awaitReady(30_000);
   });
 
   afterAll(async () => {

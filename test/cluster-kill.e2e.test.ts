@@ -47,6 +47,7 @@ describe('a 3-node group under SIGKILL', () => {
     const { cluster: c } = await LocalCluster.create({ replicas: 3 });
     cluster = c;
     c.startAll();
+    await c.awaitReady(20_000);
     const first = await c.awaitLeader(20_000);
     const history: HistoryEntry[] = [];
     let done = false;

@@ -27,7 +27,7 @@ describe('a node with a damaged write-ahead log', () => {
     const exits: string[] = [];
     c.onCrash = (message) => exits.push(message);
     c.startAll();
-    await c.awaitLeader(20_000);
+    await c.awaitReady(20_000);
     const db = await connect({ cluster: c.file, timeoutMs: 10_000 });
     const written = new Map<string, string>();
     for (let i = 0; i < 60; i++) {

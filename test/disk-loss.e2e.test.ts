@@ -51,6 +51,7 @@ describe('a node that lost its disk', () => {
     const c = (cluster = (await LocalCluster.create({ replicas: 3 })).cluster);
     c.onCrash = () => {};
     c.startAll();
+    await c.awaitReady(20_000);
     const { id: a } = await c.awaitLeader(20_000);
     const [b, cc] = c.nodes.map((n) => n.id).filter((id) => id !== a) as [string, string];
     const db = await connect({ cluster: c.file, timeoutMs: 3_000 });

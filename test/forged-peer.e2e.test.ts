@@ -57,7 +57,7 @@ describe('a forged peer', () => {
     const clusterId = loadClusterConfig(c.file).clusterId;
     const address = (id: string) => c.nodes.find((n) => n.id === id)?.address ?? '';
     c.startAll();
-    await c.awaitLeader(20_000);
+    await c.awaitReady(20_000);
     db = await connect({ cluster: c.file, timeoutMs: 15_000 });
     await db.put('before', 'x');
 

@@ -71,6 +71,7 @@ describe('a live node under fuzzed peer frames', () => {
     c.start('n2');
     c.start('n3');
     await c.awaitLeader(30_000);
+    await c.joinKvGroups(30_000); // awaitReady would wait for n1, which this test plays itself
     db = await connect({ cluster: c.file, timeoutMs: 20_000 });
     for (let i = 0; i < KEYS; i++) await db.put(`k${i}`, `v${i}`);
     const before = await until('n3 to apply every put', async () => {

@@ -58,7 +58,7 @@ describe('shardpax server on damaged storage', () => {
     const victim = randomBytes(1024);
 
     c.startAll();
-    await c.awaitLeader(20_000);
+    await c.awaitReady(20_000);
     let db = await connect({ cluster: c.file, timeoutMs: 10_000 });
     for (let i = 0; i < 60; i++) await db.put(`k${i}`, `value ${i}`);
     await db.put('victim', victim);

@@ -31,6 +31,7 @@ describe('state transfer under SIGKILL', () => {
     const created = await LocalCluster.create({ replicas: 3 });
     const c = (cluster = created.cluster);
     c.startAll();
+    await c.awaitReady(20_000);
     const { id: leader } = await c.awaitLeader(20_000);
     const victim = c.nodes.map((n) => n.id).find((id) => id !== leader) ?? '';
     const acked = new Map<string, string>();

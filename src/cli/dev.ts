@@ -4,11 +4,11 @@
 // (placed round-robin). Writes <dir>/cluster.json the first time and reuses it
 // (and the data) after. Before it starts anything, the folder must be its own
 // and its ports free (LocalCluster.create); once each of its own servers
-// answers and every group has a leader, it joins at the shard master every KV
-// group that has not joined yet, then prints `ready`. It exits non-zero if a
+// answers and every group has a leader, it (LocalCluster.awaitReady) joins at the shard master every KV
+// group of a fresh cluster, then prints `ready`. It exits non-zero if a
 // server dies first. Stops its servers on Ctrl-C or SIGTERM.
 import { connectShardMaster } from '../client/shard-master-admin.js';
-import { loadClusterConfig, SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
+import { SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
 import { shardCounts, sortedGroupIds } from '../shardmaster/config.js';
 import { LocalCluster } from './local-cluster.js';
 
@@ -54,7 +54,7 @@ export async function runDev(o: DevOptions): Promise<void> {
   let spread: string;
   try {
     await cluster.awaitReady(READY_TIMEOUT_MS);
-    spread = await joinKvGroups(cluster);
+    spread = await shardSpread(cluster);
   } catch (err) {
     console.error(`error: the local cluster did not start: ${(err as Error).message}`);
     stop(1);
@@ -69,20 +69,13 @@ export async function runDev(o: DevOptions): Promise<void> {
   console.log(`  ./bin/shardpax.mjs put greeting hello --cluster ${cluster.file}`);
   console.log(`  ./bin/shardpax.mjs get greeting --cluster ${cluster.file}`);
   console.log(`  ./bin/shardpax.mjs config --cluster ${cluster.file}`);
-  console.log(`get, put and del go to KV group ${cluster.kvGroup} until they are routed by shard. Ctrl-C stops the cluster.`);
+  console.log('get, put and del go to the KV group that owns their key\'s shard. Ctrl-C stops the cluster.');
 }
 
-/** Joins every KV group of the cluster file the shard master does not have yet; the shard spread after. */
-async function joinKvGroups(cluster: LocalCluster): Promise<string> {
-  const config = loadClusterConfig(cluster.file);
+/** How the latest config spreads the shards over the KV groups (awaitReady joined them). */
+async function shardSpread(cluster: LocalCluster): Promise<string> {
   const admin = await connectShardMaster({ cluster: cluster.file, timeoutMs: READY_TIMEOUT_MS });
   try {
-    const joined = (await admin.query()).groups;
-    for (const g of config.groups) {
-      if (g.id === SHARD_MASTER_GROUP || joined.has(g.id)) continue;
-      const num = await admin.join(g.id, g.nodes);
-      console.log(`joined group ${g.id} at the shard master: config ${num}`);
-    }
     const latest = await admin.query();
     const counts = shardCounts(latest);
     return `${latest.shards.length} shards over groups ${sortedGroupIds(latest).join(', ')}: ${[...counts.values()].join('/')} (config ${latest.num})`;

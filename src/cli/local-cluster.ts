@@ -15,8 +15,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fetchStatus, type NodeStatus, type ReplicaStatus, replicaStatus } from '../client/admin.js';
-import type { GroupId } from '../core/ids.js';
-import { type ClusterConfig, defaultKvGroup, loadClusterConfig, parseClusterConfig } from '../runtime/cluster-config.js';
+import { connectShardMaster } from '../client/shard-master-admin.js';
+import type { ConfigNum, GroupId } from '../core/ids.js';
+import { type ClusterConfig, defaultKvGroup, loadClusterConfig, parseClusterConfig, SHARD_MASTER_GROUP } from '../runtime/cluster-config.js';
 import { checkNodeStorage, initNodeStorage } from '../server/node-storage.js';
 import { type StorageProblem, StorageRefusedError } from '../server/node-identity.js';
 
@@ -199,7 +200,10 @@ export class LocalCluster {
     throw new Error(`no leader of group ${group} within ${timeoutMs} ms; see the logs in ${this.dir}`);
   }
 
-  /** Polls until every node's own child serves and every group has a leader; the leader of the SDK's KV group. */
+  /**
+   * Polls until every node's own child serves and every group has a leader, then on a fresh cluster joins every KV
+   * group at the shard master (a KV group serves only the shards a config gives it); the leader of group kvGroup.
+   */
   async awaitReady(timeoutMs: number): Promise<string> {
     const start = performance.now();
     let missing: string[] = [];
@@ -212,10 +216,29 @@ export class LocalCluster {
         ...this.groups.filter((g) => !leaders.has(g.id)).map((g) => `no leader of group ${g.id}`),
       ];
       const leader = leaders.get(this.kvGroup);
-      if (missing.length === 0 && leader !== undefined) return leader;
+      if (missing.length === 0 && leader !== undefined) {
+        await this.joinKvGroups(Math.ceil(Math.max(1_000, timeoutMs - (performance.now() - start))));
+        return leader;
+      }
       await sleep(50);
     }
     throw new Error(`not ready within ${timeoutMs} ms (${missing.join(', ')}); see the logs in ${this.dir}`);
+  }
+
+  /**
+   * On a fresh cluster (the shard master at config 0), joins every KV group at the shard master; the joins' config
+   * numbers. Later it joins none: a group an admin made leave stays out across restarts.
+   */
+  async joinKvGroups(timeoutMs: number): Promise<ConfigNum[]> {
+    const admin = await connectShardMaster({ cluster: this.file, timeoutMs });
+    try {
+      if ((await admin.query()).num > 0) return [];
+      const nums: ConfigNum[] = [];
+      for (const g of this.groups) if (g.id !== SHARD_MASTER_GROUP) nums.push(await admin.join(g.id, g.nodes));
+      return nums;
+    } finally {
+      await admin.close();
+    }
   }
 
   /** Last lines of every node's log, for error reports. */
