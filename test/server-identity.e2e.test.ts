@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/cli/local-cluster.js';
+import { connectShardMaster } from '../src/client/shard-master-admin.js';
 import { fetchStatus } from '../src/client/admin.js';
 import { connect } from '../src/client/db.js';
 import { findNode, loadClusterConfig } from '../src/runtime/cluster-config.js';
@@ -145,6 +146,9 @@ describe('init, server, --rebuild', () => {
     expect(first.stdout()).toContain('(cluster cluster-s) serving on');
     expect(first.stdout()).not.toContain('rebuilding');
     expect((await fetchStatus(node.address, 2_000, 'cluster-s')).clusterId).toBe('cluster-s');
+    const admin = await connectShardMaster({ cluster: file, timeoutMs: 10_000 });
+    await admin.join(1, ['solo']); // group 1 serves only the shards a config gives it
+    await admin.close();
     const db = await connect({ cluster: file, timeoutMs: 10_000 });
     await db.put('before', 'rebuild');
     await db.close();

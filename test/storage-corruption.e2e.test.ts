@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assert } from '../src/core/assert.js';
-import { LocalCluster, sleep } from '../src/cli/local-cluster.js';
+import { DEFAULT_SHARDS, LocalCluster, sleep } from '../src/cli/local-cluster.js';
 import { connect } from '../src/client/db.js';
+import { shardPrefix } from '../src/paxos/group-server.js';
+import { loadKeySharder } from '../src/shardmaster/key-shard.js';
 
 let cluster: LocalCluster | undefined;
 let dir: string | undefined;
@@ -56,6 +58,8 @@ describe('shardpax server on damaged storage', () => {
     const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((n) => join(dir ?? '', n));
     assert(n1 !== undefined && n2 !== undefined && n3 !== undefined);
     const victim = randomBytes(1024);
+    // Where the KV application stores it: under its shard's prefix (the SDK routes it to that shard).
+    const victimKey = `${shardPrefix((await loadKeySharder(DEFAULT_SHARDS)).shardOf('victim'))}d/victim`;
 
     c.startAll();
     await c.awaitReady(20_000);
@@ -76,11 +80,11 @@ describe('shardpax server on damaged storage', () => {
     // n2: the victim's stored value changed through LevelDB itself: its files stay sound, only the value's checksum can tell.
     const raw = new ClassicLevel<string, Uint8Array>(n2, { valueEncoding: 'view' });
     await raw.open();
-    const stored = await raw.get('!g1.state!k/0000/d/victim');
+    const stored = await raw.get(`!g1.state!${victimKey}`);
     expect(stored, 'the victim under its state key').toBeDefined();
     const damaged = new Uint8Array(stored ?? []);
     damaged[damaged.length - 100] = (damaged[damaged.length - 100] ?? 0) ^ 1;
-    await raw.put('!g1.state!k/0000/d/victim', damaged);
+    await raw.put(`!g1.state!${victimKey}`, damaged);
     await raw.close();
 
     ({ cluster } = await LocalCluster.create({ dir, replicas: 3 }));
@@ -102,7 +106,7 @@ describe('shardpax server on damaged storage', () => {
       const got = await Promise.race([db.get('victim').catch(() => undefined), exitOf(c2, 'n2', 20_000).then(() => undefined)]);
       if (got !== undefined) expect(Buffer.from(got).equals(victim)).toBe(true); // never the damaged bytes
       const n2Says = await exitOf(c2, 'n2', 20_000);
-      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "g1.state", key "k/0000/d/victim": checksum mismatch`);
+      expect(n2Says).toContain(`node n2 (data folder ${n2}) stopped: corrupted storage in ${n2}, space "g1.state", key "${victimKey}": checksum mismatch`);
       expect(n2Says).toContain('shardpax server --rebuild');
     } finally {
       await db.close();
