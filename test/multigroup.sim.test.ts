@@ -31,6 +31,7 @@ import type { Batch } from '../src/paxos/messages.js';
 import { DEFAULT_PAXOS_TUNING } from '../src/paxos/paxos-server.js';
 import { ClientSession, type Outcome } from '../src/rpc/client-session.js';
 import { Simulation } from '../src/sim/simulation.js';
+import { scheduleNemesis } from '../src/sim/nemesis.js';
 import { decodeShardMasterResult, encodeShardConfig, encodeShardMasterCommand } from '../src/shardmaster/codec.js';
 import type { ShardMasterCommand } from '../src/shardmaster/messages.js';
 import { ShardMasterApplication } from '../src/shardmaster/shard-master-application.js';
@@ -192,7 +193,20 @@ function run(seed: number, app: ShardMasterApplication, o: { readonly ops: numbe
     assert(r instanceof AdminScript);
     return r;
   };
-  nemesis(sim, rng, o.faultMs, rebuilt, (id) => [...PLACEMENT].some(([g, nodes]) => nodes.includes(id) && server(id, g).paxos.acceptor.rebuilding));
+  // At most one node down or rebuilding at a time: each group has three replicas, and a node's crash takes
+  // down its replica of every group it hosts.
+  const isRebuilding = (id: NodeId) => [...PLACEMENT].some(([g, nodes]) => nodes.includes(id) && server(id, g).paxos.acceptor.rebuilding);
+  scheduleNemesis(sim, rng, {
+    nodes: NODES,
+    faultMs: o.faultMs,
+    gapMs: [200, 1500],
+    downMs: [100, 3000],
+    maxOut: 1,
+    alsoOut: () => NODES.filter((n) => sim.isUp(n) && rebuilt.has(n) && isRebuilding(n)),
+    wipeChance: 0.2,
+    onWipe: (id) => rebuilt.add(id),
+    splitSize: 2,
+  });
 
   const finished = sim.runUntil(() => kvClients.every((c) => kv(c).done()) && admin().done(), o.faultMs + 120_000);
   const applied = () => [...PLACEMENT].map(([g, nodes]) => ({ g, applied: nodes.map((n) => server(n, g).paxos.replica.firstUnapplied()) }));
@@ -206,53 +220,6 @@ function run(seed: number, app: ShardMasterApplication, o: { readonly ops: numbe
   return { sim, finished, converged, applied: applied(), histories, outcomes: admin().outcomes, shardMasters };
 }
 
-/**
- * Random faults for `faultMs`, then everything heals. At most one node is down
- * or rebuilding at a time: each group has three replicas, and a node's crash
- * takes down its replica of every group it hosts.
- */
-function nemesis(
-  sim: Simulation<Message, Timer>,
-  rng: Prng,
-  faultMs: number,
-  rebuilt: Set<NodeId>,
-  rebuilding: (id: NodeId) => boolean,
-): void {
-  const down = new Set<NodeId>();
-  const pick = () => NODES[rng.int(0, NODES.length - 1)] ?? s0;
-  for (let t = rng.int(200, 1500); t < faultMs; t += rng.int(200, 1500)) {
-    sim.schedule(t, 'nemesis', () => {
-      const roll = rng.next();
-      const out = down.size + NODES.filter((n) => !down.has(n) && rebuilt.has(n) && rebuilding(n)).length;
-      if (roll < 0.3 && out === 0) {
-        const victim = pick();
-        sim.crash(victim);
-        down.add(victim);
-        if (rng.chance(0.2)) {
-          sim.wipe(victim);
-          rebuilt.add(victim);
-        }
-        sim.schedule(rng.int(100, 3000), `restart ${victim}`, () => {
-          if (down.delete(victim)) sim.restart(victim);
-        });
-      } else if (roll < 0.5) {
-        const victim = pick();
-        sim.partition([victim], NODES.filter((n) => n !== victim));
-      } else if (roll < 0.7) {
-        const order = [...NODES].sort(() => rng.next() - 0.5);
-        sim.partition(order.slice(0, 2), order.slice(2));
-      } else {
-        sim.heal();
-      }
-    });
-  }
-  sim.schedule(faultMs + 1, 'heal everything', () => {
-    sim.heal();
-    for (const id of down) sim.restart(id);
-    down.clear();
-    sim.setFaults({ lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 });
-  });
-}
 
 describe('many groups per node in simulation', () => {
   it(`${SEEDS} seeds: 5 nodes, the shard master and two KV groups overlapping, node crashes, loss, partitions`, async () => {

@@ -15,6 +15,7 @@ import { records } from '../src/paxos/codec.js';
 import type { Batch } from '../src/paxos/messages.js';
 import { DEFAULT_PAXOS_TUNING } from '../src/paxos/paxos-server.js';
 import { Simulation } from '../src/sim/simulation.js';
+import { scheduleNemesis } from '../src/sim/nemesis.js';
 import { checkLinearizable } from './checkers/linearizability.js';
 import { KvClient, type KvClientTimer } from './support/kv-client.js';
 import { forEachSeed } from './support/seeds.js';
@@ -98,10 +99,24 @@ export function runPaxos(seed: number, o: RunOptions) {
         }),
     ),
   );
-  nemesis(sim, rng, servers, o.faultMs, (victim) => {
-    rebuilt.add(victim);
-    lastAnswered.delete(victim);
-  }, rebuilt);
+  // Never more than a minority down or rebuilding at once: a crashed server sometimes loses its disk and
+  // restarts rebuilding, and counts as down until it votes again.
+  const isRebuilding = (s: NodeId) => rebuilt.has(s) && (!sim.isUp(s) || sim.role(s, KvGroupServer).paxos.acceptor.rebuilding);
+  scheduleNemesis(sim, rng, {
+    nodes: servers,
+    faultMs: o.faultMs,
+    gapMs: [200, 1500],
+    downMs: [100, 3000],
+    maxOut: Math.floor((servers.length - 1) / 2),
+    alsoOut: () => servers.filter(isRebuilding),
+    wipeChance: 0.25,
+    onWipe: (victim) => {
+      rebuilt.add(victim);
+      lastAnswered.delete(victim);
+    },
+    target: () => servers.find((s) => sim.isUp(s) && sim.role(s, KvGroupServer).paxos.leader.isActive()),
+    splitSize: Math.floor((servers.length - 1) / 2),
+  });
   const clients = () => clientIds.map((id) => sim.role(id, KvClient));
   const finished = sim.runUntil(() => clients().every((c) => c.done()), o.faultMs + 120_000);
   // With the load gone, every replica must still catch up to everything decided.
@@ -157,58 +172,6 @@ function describeMessage(m: GroupMessage): string {
   }
 }
 
-/**
- * Random faults for `faultMs`, then everything heals. Never more than a
- * minority is down or rebuilding at once: a crashed server sometimes loses
- * its disk and restarts rebuilding, and counts as down until it votes again.
- */
-function nemesis(
-  sim: Simulation<GroupMessage, KvClientTimer>,
-  rng: Prng,
-  servers: readonly NodeId[],
-  faultMs: number,
-  diskLost: (victim: NodeId) => void,
-  rebuilt: ReadonlySet<NodeId>,
-) {
-  const f = Math.floor((servers.length - 1) / 2);
-  const down = new Set<NodeId>();
-  const rebuilding = () => servers.filter((s) => rebuilt.has(s) && (!sim.isUp(s) || sim.role(s, KvGroupServer).paxos.acceptor.rebuilding));
-  const leader = () => servers.find((s) => sim.isUp(s) && sim.role(s, KvGroupServer).paxos.leader.isActive());
-  const shuffled = () => [...servers].sort(() => rng.next() - 0.5);
-  for (let t = rng.int(200, 1500); t < faultMs; t += rng.int(200, 1500)) {
-    sim.schedule(t, 'nemesis', () => {
-      const roll = rng.next();
-      const out = new Set([...down, ...rebuilding()]);
-      if (roll < 0.3 && out.size < f) {
-        const victim = rng.chance(0.5) ? (leader() ?? shuffled()[0]) : shuffled()[0];
-        if (victim === undefined || out.has(victim)) return;
-        sim.crash(victim);
-        down.add(victim);
-        if (rng.chance(0.25)) {
-          sim.wipe(victim);
-          diskLost(victim);
-        }
-        sim.schedule(rng.int(100, 3000), `restart ${victim}`, () => {
-          if (down.delete(victim)) sim.restart(victim);
-        });
-      } else if (roll < 0.5) {
-        const l = leader();
-        if (l !== undefined) sim.partition([l], servers.filter((s) => s !== l));
-      } else if (roll < 0.7) {
-        const order = shuffled();
-        sim.partition(order.slice(0, f), order.slice(f));
-      } else {
-        sim.heal();
-      }
-    });
-  }
-  sim.schedule(faultMs + 1, 'heal everything', () => {
-    sim.heal();
-    for (const id of down) sim.restart(id);
-    down.clear();
-    sim.setFaults({ lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 });
-  });
-}
 
 describe('multi-Paxos in simulation', () => {
   it(`${SEEDS} seeds, 3 and 5 replicas, with loss, duplication, partitions and crashes: safe, live, linearizable`, () => {

@@ -29,6 +29,7 @@ import { DEFAULT_PAXOS_TUNING } from '../src/paxos/paxos-server.js';
 import { ClientSession, type Outcome } from '../src/rpc/client-session.js';
 import type { RpcTimer } from '../src/rpc/messages.js';
 import { Simulation } from '../src/sim/simulation.js';
+import { scheduleNemesis } from '../src/sim/nemesis.js';
 import { decodeShardMasterResult, encodeShardMasterCommand } from '../src/shardmaster/codec.js';
 import { type KeySharder, loadKeySharder } from '../src/shardmaster/key-shard.js';
 import type { ShardMasterCommand } from '../src/shardmaster/messages.js';
@@ -248,7 +249,8 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
     }
     return violation !== undefined;
   };
-  if (o.nemesis ?? true) nemesis(sim, rng, o.faultMs);
+  // At most one node down at a time.
+  if (o.nemesis ?? true) scheduleNemesis(sim, rng, { nodes: NODES, faultMs: o.faultMs, gapMs: [300, 1500], downMs: [100, 2000], maxOut: 1 });
   const clients = () => clientIds.map((id) => sim.role(id, ShardedKvClient));
   const admin = () => sim.role(adminId, Admin);
   const finished = sim.runUntil(() => checkOneOwner() || (clients().every((c) => c.done()) && admin().done()), o.faultMs + 120_000);
@@ -282,35 +284,6 @@ function run(seed: number, app: ShardMasterApplication, sharder: KeySharder, o: 
   return { sim, finished, converged, violation, history, latest: latest(), kvReplicas, admin: admin(), describeState };
 }
 
-/** Random faults for `faultMs`, then everything heals; at most one node down at a time. */
-function nemesis(sim: Simulation<Message, Timer>, rng: Prng, faultMs: number): void {
-  const down = new Set<NodeId>();
-  const pick = () => NODES[rng.int(0, NODES.length - 1)] ?? s0;
-  for (let t = rng.int(300, 1500); t < faultMs; t += rng.int(300, 1500)) {
-    sim.schedule(t, 'nemesis', () => {
-      const roll = rng.next();
-      if (roll < 0.3 && down.size === 0) {
-        const victim = pick();
-        sim.crash(victim);
-        down.add(victim);
-        sim.schedule(rng.int(100, 2000), `restart ${victim}`, () => {
-          if (down.delete(victim)) sim.restart(victim);
-        });
-      } else if (roll < 0.5) {
-        const victim = pick();
-        sim.partition([victim], NODES.filter((n) => n !== victim));
-      } else {
-        sim.heal();
-      }
-    });
-  }
-  sim.schedule(faultMs + 1, 'heal everything', () => {
-    sim.heal();
-    for (const id of down) sim.restart(id);
-    down.clear();
-    sim.setFaults({ lossRate: 0, duplicateRate: 0, minDelayMs: 1, maxDelayMs: 5 });
-  });
-}
 
 describe('sharded KV groups in simulation', () => {
   it(`${SEEDS} seeds: shards move between three KV groups under load, crashes, loss and partitions`, async () => {
