@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   try {
     cluster.startAll();
     await cluster.awaitLeader(30_000);
+    await cluster.joinKvGroups(30_000); // a KV group serves no key until it joined
     const dbs = await Promise.all(
       Array.from({ length: Math.ceil(concurrency / 64) }, () => connect({ cluster: cluster.file, timeoutMs: 30_000 })),
     );

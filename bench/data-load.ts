@@ -1618,6 +1618,7 @@ async function main(): Promise<number> {
   try {
     cluster.startAll();
     const leader = await cluster.awaitLeader(LEADER_WAIT_MS);
+    await cluster.joinKvGroups(LEADER_WAIT_MS); // a KV group serves no key until it joined
     console.log(`cluster:  ${cluster.nodes.map((n) => `${n.id} ${n.address}`).join(', ')}; leader ${leader.id} after ${fmt(leader.ms)} ms; folder ${cluster.dir}`);
     let skip: string | undefined;
     for (const name of o.phases) {

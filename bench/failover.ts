@@ -772,6 +772,7 @@ async function main(): Promise<number> {
   try {
     cluster.startAll();
     const leader = await cluster.awaitLeader(LEADER_WAIT_MS);
+    await cluster.joinKvGroups(LEADER_WAIT_MS); // a KV group serves no key until it joined
     console.log(`cluster:  ${cluster.nodes.map((n) => `${n.id} ${n.address}`).join(', ')}; leader ${leader.id}; folder ${cluster.dir}`);
     outer: for (let i = 0; i < o.rounds; i++) {
       for (const series of o.series) {

@@ -334,6 +334,7 @@ async function main(): Promise<void> {
   let idle: { serverCores: number; fsyncsPerSec: number } | undefined;
   try {
     const leader = (await cluster.awaitLeader(LEADER_TIMEOUT_MS)).id;
+    await cluster.joinKvGroups(LEADER_TIMEOUT_MS); // a KV group serves no key until it joined
     const statuses = await cluster.statuses(2_000);
     for (const n of cluster.nodes) {
       const s = statuses.get(n.id);
