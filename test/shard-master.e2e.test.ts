@@ -6,8 +6,8 @@
 // data too: the node's crash took down its replica of every group). Through
 // the CLI: config (text and JSON), join/leave/move errors with exit 1 and a
 // clear line, and status listing every node's groups.
-import { execFile } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cli } from './support/e2e.js';
 import { LocalCluster } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
 import { ShardMasterError } from '../src/client/errors.js';
@@ -15,7 +15,6 @@ import { connectShardMaster, type ShardMasterAdmin } from '../src/client/shard-m
 import { groupId } from '../src/core/ids.js';
 import { shardCounts } from '../src/shardmaster/config.js';
 
-const BIN = new URL('../bin/shardpax.mjs', import.meta.url).pathname;
 
 let cluster: LocalCluster | undefined;
 let admin: ShardMasterAdmin | undefined;
@@ -25,15 +24,6 @@ afterAll(async () => {
   await db?.close();
   await cluster?.stop();
 });
-
-function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 /** What `p` rejects with, as a ShardMasterError (the test fails on anything else). */
 async function refusal(p: Promise<unknown>): Promise<ShardMasterError> {

@@ -4,15 +4,14 @@
 // while a put loop runs on other keys. Every acknowledged value reads back
 // (the moved shards' keys from their new groups, after a pull of their data),
 // and `shardpax config` shows both moves.
-import { execFile } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cli } from './support/e2e.js';
 import { DEFAULT_SHARDS, LocalCluster } from '../src/cli/local-cluster.js';
 import { connect, type Db } from '../src/client/db.js';
 import { connectShardMaster, type ShardMasterAdmin } from '../src/client/shard-master-admin.js';
 import { groupId, type ShardId } from '../src/core/ids.js';
 import { loadKeySharder } from '../src/shardmaster/key-shard.js';
 
-const BIN = new URL('../bin/shardpax.mjs', import.meta.url).pathname;
 const KEYS = 200;
 /** The put loop rewrites keys below this; the keys from it on keep their first value, so a moved shard's data must travel. */
 const LOOPED = 100;
@@ -25,15 +24,6 @@ afterAll(async () => {
   await db?.close();
   await cluster?.stop();
 });
-
-function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 const text = (b: Uint8Array | undefined): string | undefined => (b === undefined ? undefined : new TextDecoder().decode(b));
 

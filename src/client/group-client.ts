@@ -146,25 +146,7 @@ export class GroupClient {
    */
   static async connectRouted(options: ConnectOptions): Promise<GroupClient> {
     const { servers, clusterId, file } = resolveEndpoints(options);
-    const timeout = options.connectTimeoutMs ?? 5_000;
-    const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout, clusterId)));
-    const endpoints = new Map<NodeId, string>();
-    const shardMaster: NodeId[] = [];
-    const reasons: string[] = [];
-    statuses.forEach((s, i) => {
-      const server = servers[i];
-      assert(server !== undefined);
-      if (s.status === 'rejected') {
-        if (s.reason instanceof WrongClusterError) throw s.reason;
-        reasons.push(s.reason instanceof Error ? s.reason.message : String(s.reason));
-        return;
-      }
-      endpoints.set(nodeId(s.value.node), server.address);
-      if (s.value.groups.some((g) => g.group === SHARD_MASTER_GROUP)) shardMaster.push(nodeId(s.value.node));
-    });
-    if (reasons.length === servers.length) {
-      throw new ClusterUnreachableError(`no server answered within ${timeout} ms: ${reasons.join('; ')}`);
-    }
+    const statuses = await askStatuses(servers, options.connectTimeoutMs ?? 5_000, clusterId);
     if (file !== undefined) {
       const endpoints = new Map(file.nodes.map((n) => [n.id, n.address]));
       const shardMaster = file.groups.find((g) => g.id === SHARD_MASTER_GROUP)?.nodes ?? [];
@@ -172,6 +154,15 @@ export class GroupClient {
       return GroupClient.open(endpoints, file.clusterId, options, (env, window, done) => new RouterNode(env, shardMaster, sharder, window, done));
     }
     // Bare endpoints: the nodes name themselves, and the shard master tells the shard count.
+    const endpoints = new Map<NodeId, string>();
+    const shardMaster: NodeId[] = [];
+    statuses.forEach((s, i) => {
+      const server = servers[i];
+      assert(server !== undefined);
+      if (s === undefined) return;
+      endpoints.set(nodeId(s.node), server.address);
+      if (s.groups.some((g) => g.group === SHARD_MASTER_GROUP)) shardMaster.push(nodeId(s.node));
+    });
     if (shardMaster.length === 0) throw new ClusterUnreachableError('no server that answered hosts the shard master (group 0)');
     const admin = await GroupClient.connect(options, {
       fromFile: () => SHARD_MASTER_GROUP,
@@ -188,9 +179,9 @@ export class GroupClient {
       await admin.close();
     }
     const sharder = await loadKeySharder(shards);
-    const first = statuses.find((s) => s.status === 'fulfilled');
-    assert(first !== undefined && first.status === 'fulfilled');
-    return GroupClient.open(endpoints, clusterId ?? first.value.clusterId, options, (env, window, done) => new RouterNode(env, shardMaster, sharder, window, done));
+    const first = statuses.find((s) => s !== undefined);
+    assert(first !== undefined);
+    return GroupClient.open(endpoints, clusterId ?? first.clusterId, options, (env, window, done) => new RouterNode(env, shardMaster, sharder, window, done));
   }
 
   /**
@@ -202,25 +193,16 @@ export class GroupClient {
     // With a cluster file, only the group's own nodes are asked.
     const fileGroup = file === undefined ? undefined : choice.fromFile(file);
     const servers = fileGroup === undefined ? all : all.filter((s) => s.groups?.includes(fileGroup));
-    const timeout = options.connectTimeoutMs ?? 5_000;
-    const statuses = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeout, clusterId)));
+    const statuses = await askStatuses(servers, options.connectTimeoutMs ?? 5_000, clusterId);
     const answered: NodeStatus[] = [];
-    const reasons: string[] = [];
     const named = new Map<string, string>(); // cluster id -> an address that names it
     statuses.forEach((s, i) => {
       const server = servers[i];
       assert(server !== undefined);
-      if (s.status === 'rejected') {
-        if (s.reason instanceof WrongClusterError) throw s.reason;
-        reasons.push(s.reason instanceof Error ? s.reason.message : String(s.reason));
-        return;
-      }
-      answered.push(s.value);
-      named.set(s.value.clusterId, server.address);
+      if (s === undefined) return;
+      answered.push(s);
+      named.set(s.clusterId, server.address);
     });
-    if (reasons.length === servers.length) {
-      throw new ClusterUnreachableError(`no server answered within ${timeout} ms: ${reasons.join('; ')}`);
-    }
     const [first, second] = named.keys();
     assert(first !== undefined);
     if (second !== undefined) {
@@ -236,14 +218,14 @@ export class GroupClient {
     statuses.forEach((s, i) => {
       const server = servers[i];
       assert(server !== undefined);
-      if (s.status === 'rejected') {
+      if (s === undefined) {
         // Silent for now: with a cluster file, a node of the group; with bare endpoints, maybe one.
         endpoints.set(server.id ?? nodeId(`endpoint-${i}`), server.address);
         return;
       }
-      const replica = s.value.groups.find((g) => g.group === group);
+      const replica = s.groups.find((g) => g.group === group);
       if (replica === undefined) return;
-      const id = nodeId(s.value.node);
+      const id = nodeId(s.node);
       endpoints.set(id, server.address);
       if (replica.leader) leader = id;
     });
@@ -334,6 +316,24 @@ interface Server {
   readonly address: string;
   /** The groups it hosts, per the cluster file; unknown for a bare endpoint. */
   readonly groups?: readonly GroupId[];
+}
+
+/**
+ * Every server's status, undefined for one that did not answer. Rejects with
+ * WrongClusterError when one belongs to another cluster, and with
+ * ClusterUnreachableError, saying why, when none answered.
+ */
+async function askStatuses(servers: readonly Server[], timeoutMs: number, clusterId: string | undefined): Promise<(NodeStatus | undefined)[]> {
+  const settled = await Promise.allSettled(servers.map((s) => fetchStatus(s.address, timeoutMs, clusterId)));
+  const reasons: string[] = [];
+  const statuses = settled.map((s) => {
+    if (s.status === 'fulfilled') return s.value;
+    if (s.reason instanceof WrongClusterError) throw s.reason;
+    reasons.push(s.reason instanceof Error ? s.reason.message : String(s.reason));
+    return undefined;
+  });
+  if (reasons.length === servers.length) throw new ClusterUnreachableError(`no server answered within ${timeoutMs} ms: ${reasons.join('; ')}`);
+  return statuses;
 }
 
 function resolveEndpoints(o: ConnectOptions): { servers: Server[]; clusterId: string | undefined; file: ClusterConfig | undefined } {
